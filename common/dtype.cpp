@@ -1,0 +1,66 @@
+#include "common/dtype.h"
+
+#include <cmath>
+
+namespace shardwise {
+
+std::size_t dtype_size(DType dtype) {
+  switch (dtype) {
+    case DType::kF32: return 4;
+    case DType::kF16: return 2;
+    case DType::kBF16: return 2;
+  }
+  return 0;
+}
+
+std::string_view dtype_name(DType dtype) {
+  switch (dtype) {
+    case DType::kF32: return "F32";
+    case DType::kF16: return "F16";
+    case DType::kBF16: return "BF16";
+  }
+  return "?";
+}
+
+std::optional<DType> dtype_from_name(std::string_view name) {
+  if (name == "F32") return DType::kF32;
+  if (name == "F16") return DType::kF16;
+  if (name == "BF16") return DType::kBF16;
+  return std::nullopt;
+}
+
+float f16_to_f32(std::uint16_t bits) {
+  const std::uint32_t sign = (bits >> 15) & 1u;
+  const std::uint32_t exponent = (bits >> 10) & 0x1fu;
+  const std::uint32_t mantissa = bits & 0x3ffu;
+  float magnitude;
+  if (exponent == 0) {
+    magnitude = std::ldexp(static_cast<float>(mantissa), -24);  // zero or subnormal
+  } else if (exponent == 31) {
+    magnitude = mantissa ? NAN : INFINITY;
+  } else {
+    magnitude = std::ldexp(static_cast<float>(mantissa | 0x400u), static_cast<int>(exponent) - 25);
+  }
+  return sign ? -magnitude : magnitude;
+}
+
+void convert_to_f32(float* dst, const void* src, DType dtype, std::size_t count) {
+  switch (dtype) {
+    case DType::kF32:
+      std::memcpy(dst, src, count * sizeof(float));
+      return;
+    case DType::kF16:
+    case DType::kBF16: {
+      // Tensors in a safetensors file need not be 2-byte aligned: read through memcpy.
+      const auto* bytes = static_cast<const unsigned char*>(src);
+      for (std::size_t i = 0; i < count; ++i) {
+        std::uint16_t bits;
+        std::memcpy(&bits, bytes + 2 * i, sizeof(bits));
+        dst[i] = dtype == DType::kF16 ? f16_to_f32(bits) : bf16_to_f32(bits);
+      }
+      return;
+    }
+  }
+}
+
+}  // namespace shardwise

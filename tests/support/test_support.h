@@ -1,0 +1,42 @@
+// Shared helpers for tests: where the reference data lives, tolerances, error measures.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cstddef>
+#include <filesystem>
+#include <span>
+#include <string>
+
+namespace shardwise::testing {
+
+// ../shared/testdata beside the checkout (CMake option SHARDWISE_TESTDATA_DIR).
+std::filesystem::path testdata_dir();
+// The committed default model (assets/models/stories260K).
+std::filesystem::path default_model_dir();
+// A fresh, empty folder under the build tree for this test's outputs.
+std::filesystem::path scratch_dir(const std::string& name);
+std::string read_text_file(const std::filesystem::path& path);
+
+// Tolerances by the precision of the computation, in one table (STYLE.md). A test that needs
+// another value says why beside it.
+struct Tolerance {
+  // fp32 throughout: the HF references were computed in fp32 on the CPU; summation order
+  // differences accumulate to ~1e-6 relative over a few layers.
+  static constexpr double kF32 = 1e-4;
+  // Single fp32 kernels against their double-precision reference.
+  static constexpr double kF32Kernel = 1e-5;
+  // bf16 storage/compute, fp32 accumulation: 8 mantissa bits.
+  static constexpr double kBF16 = 2e-2;
+};
+
+// ||actual - expected|| / ||expected|| (L2); 0 when both are zero.
+double relative_error(std::span<const float> actual, std::span<const float> expected);
+
+// Fails the test (with the first mismatching indices printed) when the relative error of
+// `actual` against `expected` exceeds `tolerance`.
+::testing::AssertionResult close_by_relative_error(std::span<const float> actual,
+                                                   std::span<const float> expected,
+                                                   double tolerance);
+
+}  // namespace shardwise::testing
