@@ -1,0 +1,191 @@
+#include "models/llama_model.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "common/logging.h"
+#include "kernels/cpu/embedding.h"
+#include "kernels/cpu/kv_cache_write.h"
+#include "kernels/cpu/lm_head.h"
+#include "kernels/cpu/paged_attention.h"
+#include "kernels/cpu/rms_norm.h"
+#include "kernels/cpu/rotary.h"
+#include "kernels/cpu/silu_and_mul.h"
+
+namespace shardwise {
+
+LlamaModel::LlamaModel(LlamaConfig config, LlamaWeights weights, Communicator& comm)
+    : config_(std::move(config)), weights_(std::move(weights)), comm_(comm) {
+  inv_freq_.resize(config_.head_dim / 2);
+  cpu::rope_inv_freq(inv_freq_.data(), config_.head_dim, config_.rope);
+}
+
+PagedKvCache LlamaModel::make_kv_cache(int num_blocks, int block_size) const {
+  return PagedKvCache(config_.num_hidden_layers, num_blocks, block_size,
+                      weights_.attention.local_kv_heads, config_.head_dim);
+}
+
+Status LlamaModel::validate(const ForwardBatch& batch, const PagedKvCache& cache) const {
+  const std::size_t n = batch.token_ids.size();
+  if (n == 0) return invalid_argument("empty batch");
+  if (batch.positions.size() != n || batch.seq_index.size() != n || batch.slot_mapping.size() != n) {
+    return invalid_argument("batch arrays differ in length");
+  }
+  if (batch.max_blocks_per_seq <= 0 || batch.block_tables.size() % batch.max_blocks_per_seq != 0) {
+    return invalid_argument("block_tables is not [n_seqs, max_blocks_per_seq]");
+  }
+  for (std::size_t t = 0; t < n; ++t) {
+    if (batch.token_ids[t] < 0 || batch.token_ids[t] >= config_.vocab_size) {
+      return invalid_argument("token id {} (at index {}) is outside the vocabulary [0, {})",
+                              batch.token_ids[t], t, config_.vocab_size);
+    }
+    const int position = batch.positions[t];
+    if (position < 0 || position >= config_.max_position_embeddings) {
+      return out_of_range("position {} is outside the context window of {} tokens", position,
+                          config_.max_position_embeddings);
+    }
+    if (batch.seq_index[t] < 0 || batch.seq_index[t] >= batch.n_seqs()) {
+      return invalid_argument("token {} names sequence {} of {}", t, batch.seq_index[t], batch.n_seqs());
+    }
+    if (batch.slot_mapping[t] < 0 || batch.slot_mapping[t] >= cache.num_slots()) {
+      return invalid_argument("cache slot {} is outside the cache of {} slots", batch.slot_mapping[t],
+                              cache.num_slots());
+    }
+    // Every block the token's attention reads must be a real block.
+    const int last_block = position / cache.block_size();
+    if (last_block >= batch.max_blocks_per_seq) {
+      return invalid_argument("position {} needs more than {} blocks", position, batch.max_blocks_per_seq);
+    }
+    const int32_t* table = batch.block_tables.data() + batch.seq_index[t] * batch.max_blocks_per_seq;
+    for (int b = 0; b <= last_block; ++b) {
+      if (table[b] < 0 || table[b] >= cache.num_blocks()) {
+        return invalid_argument("block table entry {} is outside the cache of {} blocks", table[b],
+                                cache.num_blocks());
+      }
+    }
+  }
+  for (int32_t row : batch.logit_rows) {
+    if (row < 0 || static_cast<std::size_t>(row) >= n) return invalid_argument("logit row {} out of range", row);
+  }
+  return ok_status();
+}
+
+void LlamaModel::attention_block(int layer, const ForwardBatch& batch, const float* normed,
+                                 float* out, PagedKvCache& cache) {
+  const LlamaLayerWeights& w = weights_.layers[layer];
+  const int n_tokens = batch.n_tokens();
+  const int head_dim = config_.head_dim;
+  const int heads = weights_.attention.local_heads;
+  const int kv_heads = weights_.attention.local_kv_heads;
+  const std::size_t q_width = static_cast<std::size_t>(heads) * head_dim;
+  const std::size_t kv_width = static_cast<std::size_t>(kv_heads) * head_dim;
+  const std::size_t qkv_width = q_width + 2 * kv_width;
+
+  std::vector<float> qkv(n_tokens * qkv_width);  // [n_tokens, q | k | v]
+  w.qkv.forward(qkv.data(), normed, n_tokens);
+  std::vector<float> q(n_tokens * q_width), k(n_tokens * kv_width), v(n_tokens * kv_width);
+  for (int t = 0; t < n_tokens; ++t) {
+    const float* row = qkv.data() + t * qkv_width;
+    std::memcpy(q.data() + t * q_width, row, q_width * sizeof(float));
+    std::memcpy(k.data() + t * kv_width, row + q_width, kv_width * sizeof(float));
+    std::memcpy(v.data() + t * kv_width, row + q_width + kv_width, kv_width * sizeof(float));
+  }
+  cpu::apply_rotary(q.data(), k.data(), batch.positions.data(), inv_freq_.data(), n_tokens, heads,
+                    kv_heads, head_dim);
+  cpu::kv_cache_write(cache.k(layer), cache.v(layer), k.data(), v.data(),
+                      batch.slot_mapping.data(), n_tokens, kv_heads, head_dim);
+
+  std::vector<int32_t> context_lens(n_tokens);
+  for (int t = 0; t < n_tokens; ++t) context_lens[t] = batch.positions[t] + 1;
+  std::vector<float> attended(n_tokens * q_width);
+  cpu::paged_attention(attended.data(), q.data(), cache.k(layer), cache.v(layer),
+                       batch.block_tables.data(), batch.seq_index.data(), context_lens.data(),
+                       n_tokens, heads, kv_heads, head_dim, cache.block_size(),
+                       batch.max_blocks_per_seq, 1.0f / std::sqrt(static_cast<float>(head_dim)));
+  w.o_proj.forward(out, attended.data(), n_tokens, comm_);
+}
+
+void LlamaModel::mlp_block(int layer, const float* normed, float* out, int n_tokens) {
+  const LlamaLayerWeights& w = weights_.layers[layer];
+  const int local_ffn = static_cast<int>(weights_.intermediate.size());
+  std::vector<float> gate_up(static_cast<std::size_t>(n_tokens) * 2 * local_ffn);
+  w.gate_up.forward(gate_up.data(), normed, n_tokens);
+  std::vector<float> activated(static_cast<std::size_t>(n_tokens) * local_ffn);
+  cpu::silu_and_mul(activated.data(), gate_up.data(), n_tokens, local_ffn);
+  w.down_proj.forward(out, activated.data(), n_tokens, comm_);
+}
+
+std::vector<float> LlamaModel::gather_logits(const std::vector<float>& local_logits, int n_rows) {
+  const int vocab = config_.vocab_size;
+  if (comm_.size() == 1) return local_logits;
+  // Each rank holds [n_rows, its vocabulary slice]; gather rank-major, then interleave rows.
+  std::vector<std::size_t> counts(comm_.size());
+  std::vector<Range> slices(comm_.size());
+  for (int r = 0; r < comm_.size(); ++r) {
+    slices[r] = split_range(vocab, TensorParallel{r, comm_.size()});
+    counts[r] = static_cast<std::size_t>(n_rows) * slices[r].size();
+  }
+  std::vector<float> gathered(static_cast<std::size_t>(n_rows) * vocab);
+  comm_.all_gather(local_logits.data(), counts, gathered.data());
+  std::vector<float> logits(gathered.size());
+  std::size_t offset = 0;
+  for (int r = 0; r < comm_.size(); ++r) {
+    for (int row = 0; row < n_rows; ++row) {
+      std::memcpy(logits.data() + static_cast<std::size_t>(row) * vocab + slices[r].begin,
+                  gathered.data() + offset, slices[r].size() * sizeof(float));
+      offset += slices[r].size();
+    }
+  }
+  return logits;
+}
+
+StatusOr<std::vector<float>> LlamaModel::forward(const ForwardBatch& batch, PagedKvCache& cache) {
+  SW_RETURN_IF_ERROR(validate(batch, cache));
+  const int n_tokens = batch.n_tokens();
+  const int hidden = config_.hidden_size;
+  const float eps = config_.rms_norm_eps;
+  const std::size_t activations = static_cast<std::size_t>(n_tokens) * hidden;
+
+  std::vector<float> residual(activations);  // the residual stream
+  std::vector<float> normed(activations);
+  std::vector<float> sublayer_out(activations);
+  cpu::embedding_lookup(residual.data(), weights_.embed_tokens.data(), batch.token_ids.data(),
+                        n_tokens, hidden);
+  // Each sub-layer's output is added to the residual stream by the next norm (fused).
+  bool pending = false;
+  auto add_and_norm = [&](const std::vector<float>& weight) {
+    if (pending) {
+      cpu::fused_add_rms_norm(normed.data(), residual.data(), sublayer_out.data(), weight.data(),
+                              n_tokens, hidden, eps);
+    } else {
+      cpu::rms_norm(normed.data(), residual.data(), weight.data(), n_tokens, hidden, eps);
+    }
+    pending = true;
+  };
+  for (int layer = 0; layer < config_.num_hidden_layers; ++layer) {
+    add_and_norm(weights_.layers[layer].input_norm);
+    attention_block(layer, batch, normed.data(), sublayer_out.data(), cache);
+    add_and_norm(weights_.layers[layer].post_attention_norm);
+    mlp_block(layer, normed.data(), sublayer_out.data(), n_tokens);
+  }
+  add_and_norm(weights_.final_norm);
+
+  const int n_rows = static_cast<int>(batch.logit_rows.size());
+  std::vector<float> local_logits(static_cast<std::size_t>(n_rows) * weights_.vocab.size());
+  if (n_rows > 0) {
+    cpu::lm_head(local_logits.data(), normed.data(), batch.logit_rows.data(),
+                 weights_.lm_head_weight(hidden), n_rows, static_cast<int>(weights_.vocab.size()),
+                 hidden);
+  }
+  return gather_logits(local_logits, n_rows);
+}
+
+StatusOr<std::unique_ptr<LlamaModel>> load_llama_model(const std::filesystem::path& model_dir,
+                                                       Communicator& comm) {
+  SW_ASSIGN_OR_RETURN(LlamaConfig config, load_llama_config(model_dir));
+  const TensorParallel tp{comm.rank(), comm.size()};
+  SW_ASSIGN_OR_RETURN(LlamaWeights weights, load_llama_weights(model_dir, config, tp));
+  return std::make_unique<LlamaModel>(std::move(config), std::move(weights), comm);
+}
+
+}  // namespace shardwise

@@ -1,0 +1,54 @@
+// The weights one tensor-parallel rank holds for a Llama model, in fp32, with each matrix
+// already sliced to this rank's part (DESIGN.md, "Tensor parallelism").
+#pragma once
+
+#include <filesystem>
+#include <vector>
+
+#include "comm/parallel_config.h"
+#include "common/status.h"
+#include "models/model_config.h"
+#include "models/parallel_linear.h"
+
+namespace shardwise {
+
+// Which attention heads a rank owns. Query heads are split evenly; KV heads are split too,
+// or, when the group is larger than num_key_value_heads, each rank holds the one KV head its
+// query heads read (replicated across the ranks sharing it).
+struct AttentionPartition {
+  int local_heads = 0;     // query heads on this rank, e.g. 4 of 32 at TP=8
+  int first_head = 0;      // global index of this rank's first query head
+  int local_kv_heads = 0;  // KV heads on this rank, e.g. 1 of 8 at TP=8
+  int first_kv_head = 0;   // global index of this rank's first KV head
+
+  static StatusOr<AttentionPartition> make(const LlamaConfig& config, const TensorParallel& tp);
+};
+
+struct LlamaLayerWeights {
+  std::vector<float> input_norm;           // [hidden]
+  ColumnParallelLinear qkv;                // [(local_heads + 2 * local_kv_heads) * head_dim, hidden]
+  RowParallelLinear o_proj;                // [hidden, local_heads * head_dim]
+  std::vector<float> post_attention_norm;  // [hidden]
+  ColumnParallelLinear gate_up;            // [2 * local_intermediate, hidden]: gate rows, then up
+  RowParallelLinear down_proj;             // [hidden, local_intermediate]
+};
+
+struct LlamaWeights {
+  AttentionPartition attention;
+  Range intermediate;                // this rank's slice of the FFN dimension
+  Range vocab;                       // this rank's slice of the vocabulary (lm_head rows)
+  std::vector<float> embed_tokens;   // [vocab, hidden], replicated
+  std::vector<LlamaLayerWeights> layers;
+  std::vector<float> final_norm;     // [hidden]
+  std::vector<float> lm_head;        // [vocab.size(), hidden]; empty when tied to embed_tokens
+
+  // This rank's lm_head rows: its own, or (tied embeddings) the matching embed_tokens rows.
+  const float* lm_head_weight(int hidden_size) const;
+};
+
+// Reads this rank's weights from the checkpoint in `model_dir`, checking every tensor's
+// presence and shape against `config`.
+StatusOr<LlamaWeights> load_llama_weights(const std::filesystem::path& model_dir,
+                                          const LlamaConfig& config, const TensorParallel& tp);
+
+}  // namespace shardwise

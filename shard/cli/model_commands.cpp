@@ -1,0 +1,117 @@
+#include "shard/cli/model_commands.h"
+
+#include <chrono>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "comm/communicator.h"
+#include "models/safetensors.h"
+#include "shard/cli/cli_support.h"
+#include "shard/generator.h"
+
+namespace shardwise::cli {
+namespace {
+
+struct ModelOptions {
+  std::string model_dir = default_model_dir();
+  std::vector<int32_t> ids;
+};
+
+void add_model_options(CLI::App* command, ModelOptions& options) {
+  command->add_option("--model", options.model_dir,
+                      "Hugging Face model folder (config.json + safetensors)")
+      ->capture_default_str();
+  command->add_option("--ids", options.ids, "Prompt token ids, comma-separated, e.g. 1,403,407")
+      ->delimiter(',')
+      ->required();
+}
+
+std::unique_ptr<LlamaModel> load_model(const std::string& model_dir, Communicator& comm) {
+  const auto start = std::chrono::steady_clock::now();
+  auto model = value_or_fail(load_llama_model(model_dir, comm));
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  log()->info("loaded {} ({} layers, hidden {}, vocab {}) in {:.2f} s", model_dir,
+              model->config().num_hidden_layers, model->config().hidden_size,
+              model->config().vocab_size, seconds);
+  return model;
+}
+
+void run_logits(const ModelOptions& options, const std::string& out_path) {
+  SoloCommunicator comm;
+  auto model = load_model(options.model_dir, comm);
+  auto logits = value_or_fail(prompt_logits(*model, options.ids));
+  const int64_t vocab = model->config().vocab_size;
+  const int64_t rows = static_cast<int64_t>(options.ids.size());
+  auto written = write_safetensors(out_path, {{"logits", {rows, vocab}, logits.data()}});
+  if (!written.ok()) fail(written);
+  log()->info("wrote logits [{}, {}] to {}", rows, vocab, out_path);
+}
+
+struct GenerateOptions {
+  int max_new_tokens = 64;
+  SamplingParams sampling;
+  bool ignore_eos = false;
+};
+
+void run_generate(const ModelOptions& options, const GenerateOptions& generate_options) {
+  SoloCommunicator comm;
+  auto model = load_model(options.model_dir, comm);
+  GenerationRequest request;
+  request.prompt_ids = options.ids;
+  request.max_new_tokens = generate_options.max_new_tokens;
+  request.sampling = generate_options.sampling;
+  if (!generate_options.ignore_eos) {
+    request.stop_token_ids.assign(model->config().eos_token_ids.begin(),
+                                  model->config().eos_token_ids.end());
+  }
+  const auto start = std::chrono::steady_clock::now();
+  auto result = value_or_fail(generate(*model, request));
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  log()->info("generated {} tokens in {:.3f} s ({:.1f} tokens/s), finish reason: {}",
+              result.token_ids.size(), seconds, result.token_ids.size() / seconds,
+              result.finish_reason);
+  nlohmann::json out = {{"token_ids", result.token_ids}};
+  std::cout << out.dump() << std::endl;
+}
+
+}  // namespace
+
+void add_model_commands(CLI::App& app) {
+  auto options = std::make_shared<ModelOptions>();
+
+  auto* logits = app.add_subcommand("logits", "Write the logits at every prompt position");
+  add_model_options(logits, *options);
+  auto out_path = std::make_shared<std::string>();
+  logits->add_option("--out", *out_path, "Output .safetensors file (F32 tensor 'logits' "
+                                         "[number of ids, vocab_size])")
+      ->required();
+  logits->callback([options, out_path] { run_logits(*options, *out_path); });
+
+  auto* generate_command = app.add_subcommand("generate", "Generate tokens after a prompt");
+  add_model_options(generate_command, *options);
+  auto generate_options = std::make_shared<GenerateOptions>();
+  generate_command->add_option("--max-new-tokens", generate_options->max_new_tokens,
+                               "Tokens to generate (at most)")
+      ->capture_default_str();
+  generate_command->add_option("--temperature", generate_options->sampling.temperature,
+                               "Sampling temperature; 0 is greedy")
+      ->capture_default_str();
+  generate_command->add_option("--top-k", generate_options->sampling.top_k,
+                               "Keep only the k likeliest tokens (0: off)")
+      ->capture_default_str();
+  generate_command->add_option("--top-p", generate_options->sampling.top_p,
+                               "Nucleus sampling: keep the likeliest tokens holding this much "
+                               "probability (1: off)")
+      ->capture_default_str();
+  generate_command->add_option("--seed", generate_options->sampling.seed,
+                               "Random seed for sampling")
+      ->capture_default_str();
+  generate_command->add_flag("--ignore-eos", generate_options->ignore_eos,
+                             "Keep generating past end-of-sequence tokens");
+  generate_command->callback(
+      [options, generate_options] { run_generate(*options, *generate_options); });
+}
+
+}  // namespace shardwise::cli
