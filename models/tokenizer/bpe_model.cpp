@@ -134,10 +134,14 @@ const BpeModel::Merge* BpeModel::find_merge(int32_t left, int32_t right) const {
 // One symbol per character; characters outside the vocabulary become byte tokens when byte
 // fallback covers all their bytes, else the unknown token (fused when fuse_unk), else vanish.
 void BpeModel::initial_symbols(std::string_view word, std::vector<Symbol>& symbols) const {
-  std::optional<std::pair<int32_t, uint32_t>> pending_unk;
+  uint32_t pending_unk_length = 0;  // bytes covered by an unknown token not yet added
   const auto add = [&symbols](int32_t id, uint32_t length) {
     const auto index = static_cast<int32_t>(symbols.size());
     symbols.push_back({id, index - 1, index + 1, length});
+  };
+  const auto flush_unk = [&] {
+    if (pending_unk_length > 0) add(*unk_id_, pending_unk_length);
+    pending_unk_length = 0;
   };
   std::string scratch;
   for (std::size_t pos = 0; pos < word.size();) {
@@ -154,8 +158,7 @@ void BpeModel::initial_symbols(std::string_view word, std::vector<Symbol>& symbo
     }
     pos += length;
     if (const auto id = token_to_id(piece)) {
-      if (pending_unk) add(pending_unk->first, pending_unk->second);
-      pending_unk.reset();
+      flush_unk();
       add(*id, static_cast<uint32_t>(length));
       continue;
     }
@@ -166,14 +169,10 @@ void BpeModel::initial_symbols(std::string_view word, std::vector<Symbol>& symbo
       continue;
     }
     if (!unk_id_) continue;
-    if (pending_unk && fuse_unk_) {
-      pending_unk->second += static_cast<uint32_t>(length);
-    } else {
-      if (pending_unk) add(pending_unk->first, pending_unk->second);
-      pending_unk = std::make_pair(*unk_id_, static_cast<uint32_t>(length));
-    }
+    if (!fuse_unk_) flush_unk();
+    pending_unk_length += static_cast<uint32_t>(length);
   }
-  if (pending_unk) add(pending_unk->first, pending_unk->second);
+  flush_unk();
   if (!symbols.empty()) symbols.back().next = -1;
 }
 

@@ -3,6 +3,7 @@
 // order of Hugging Face tokenizers (lowest rank first, leftmost on ties).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <optional>
