@@ -1,0 +1,203 @@
+// The CPU forward pass against Hugging Face transformers' references (computed in fp32 on the
+// CPU from the same weights): per-position logits and greedy continuations.
+#include <nlohmann/json.hpp>
+
+#include "comm/communicator.h"
+#include "models/llama_model.h"
+#include "models/safetensors.h"
+#include "shard/generator.h"
+#include "tests/support/test_support.h"
+
+namespace shardwise {
+namespace {
+
+using nlohmann::json;
+using testing::Tolerance;
+
+// Greedy steps with a smaller top1-top2 margin are near-ties that any correct fp32
+// implementation may break either way (testdata README).
+constexpr double kNearTieMargin = 1e-3;
+
+std::unique_ptr<LlamaModel> load(const std::filesystem::path& dir, Communicator& comm) {
+  auto model = load_llama_model(dir, comm);
+  EXPECT_TRUE(model.ok()) << model.status().to_string();
+  return model.ok() ? std::move(model).value() : nullptr;
+}
+
+std::vector<float> reference_tensor(const SafetensorsFile& file, const std::string& name) {
+  const TensorView* view = file.find(name);
+  EXPECT_NE(view, nullptr) << name;
+  std::vector<float> values(view ? view->element_count() : 0);
+  if (view) convert_to_f32(values.data(), view->data, view->dtype, values.size());
+  return values;
+}
+
+// Per position: ||ours - reference|| / ||reference|| under `tolerance`.
+void expect_logits_match(const std::vector<float>& ours, const std::vector<float>& reference,
+                         int vocab, double tolerance, const std::string& what) {
+  ASSERT_EQ(ours.size(), reference.size()) << what;
+  for (std::size_t p = 0; p < reference.size() / vocab; ++p) {
+    std::span<const float> a(ours.data() + p * vocab, vocab), b(reference.data() + p * vocab, vocab);
+    EXPECT_TRUE(testing::close_by_relative_error(a, b, tolerance)) << what << " position " << p;
+  }
+}
+
+std::vector<int32_t> greedy(LlamaModel& model, const std::vector<int32_t>& prompt, int n) {
+  GenerationRequest request;
+  request.prompt_ids = prompt;
+  request.max_new_tokens = n;
+  auto result = generate(model, request);
+  EXPECT_TRUE(result.ok()) << result.status().to_string();
+  return result.ok() ? result->token_ids : std::vector<int32_t>{};
+}
+
+class HfTinyReferenceTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(HfTinyReferenceTest, LogitsAndGreedyMatchTransformers) {
+  const auto dir = testing::testdata_dir() / "hf-tiny" / GetParam();
+  SoloCommunicator comm;
+  auto model = load(dir, comm);
+  ASSERT_NE(model, nullptr);
+  const json reference = json::parse(testing::read_text_file(dir / "reference.json"));
+  auto logits_file = SafetensorsFile::open(dir / "reference_logits.safetensors");
+  ASSERT_TRUE(logits_file.ok()) << logits_file.status().to_string();
+  const int vocab = model->config().vocab_size;
+
+  for (std::size_t i = 0; i < reference["cases"].size(); ++i) {
+    const json& c = reference["cases"][i];
+    const auto prompt = c["prompt_ids"].get<std::vector<int32_t>>();
+    auto ours = prompt_logits(*model, prompt);
+    ASSERT_TRUE(ours.ok()) << ours.status().to_string();
+    expect_logits_match(*ours, reference_tensor(**logits_file, fmt::format("prompt{}.logits", i)), vocab,
+                        Tolerance::kF32, fmt::format("{} prompt {}", GetParam(), i));
+
+    const auto expected = c["greedy_ids"].get<std::vector<int32_t>>();
+    const auto margins = c["greedy_top1_top2_margin"].get<std::vector<double>>();
+    const auto tokens = greedy(*model, prompt, static_cast<int>(expected.size()));
+    ASSERT_EQ(tokens.size(), expected.size());
+    std::size_t checked = 0;
+    for (; checked < expected.size() && margins[checked] >= kNearTieMargin; ++checked) {
+      ASSERT_EQ(tokens[checked], expected[checked]) << GetParam() << " prompt " << i << " step " << checked;
+    }
+    EXPECT_GE(checked, 7u) << "too few steps before a near-tie to make this test meaningful";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(AllModels, HfTinyReferenceTest,
+                         ::testing::Values("tiny-llama-gqa-f32", "tiny-llama3-rope-scaled-f32",
+                                           "tiny-llama-mha-bf16"));
+
+class Stories260KTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    model_ = load(testing::default_model_dir(), comm_);
+    ASSERT_NE(model_, nullptr);
+    reference_ = json::parse(testing::read_text_file(
+        testing::testdata_dir() / "stories260K/reference/reference.json"));
+  }
+  const json& reference_case(const std::string& name) {
+    for (const json& c : reference_["cases"]) {
+      if (c["name"] == name) return c;
+    }
+    throw std::runtime_error("no reference case " + name);
+  }
+
+  SoloCommunicator comm_;
+  std::unique_ptr<LlamaModel> model_;
+  json reference_;
+};
+
+TEST_F(Stories260KTest, GreedyFromBosReproducesLlama2c) {
+  const auto expected = reference_case("bos_greedy_200")["greedy_ids"].get<std::vector<int32_t>>();
+  const auto tokens = greedy(*model_, {1}, 200);
+  ASSERT_EQ(tokens.size(), 200u);
+  // Step 185 is a near-tie (margin 0.0042): the first 185 tokens must match exactly.
+  EXPECT_EQ(std::vector<int32_t>(tokens.begin(), tokens.begin() + 185),
+            std::vector<int32_t>(expected.begin(), expected.begin() + 185));
+}
+
+TEST_F(Stories260KTest, PromptedGreedyContinuation) {
+  const json& c = reference_case("once_upon_a_time_steps64");
+  const auto expected = c["greedy_ids"].get<std::vector<int32_t>>();
+  EXPECT_EQ(greedy(*model_, c["prompt_ids"].get<std::vector<int32_t>>(), 60), expected);
+}
+
+TEST_F(Stories260KTest, TeacherForcedLogitsMatchTransformers) {
+  auto file = SafetensorsFile::open(testing::testdata_dir() /
+                                    "stories260K/reference/reference_logits.safetensors");
+  ASSERT_TRUE(file.ok()) << file.status().to_string();
+  auto greedy_ids = reference_case("bos_greedy_200")["greedy_ids"].get<std::vector<int32_t>>();
+  std::vector<int32_t> forced{1};
+  forced.insert(forced.end(), greedy_ids.begin(), greedy_ids.begin() + 199);
+  auto ours = prompt_logits(*model_, forced);
+  ASSERT_TRUE(ours.ok()) << ours.status().to_string();
+  expect_logits_match(*ours, reference_tensor(**file, "bos_greedy200.logits"), 512, Tolerance::kF32,
+                      "bos_greedy200");
+
+  auto prompt = prompt_logits(*model_, {1, 403, 407, 261, 378});
+  ASSERT_TRUE(prompt.ok());
+  expect_logits_match(*prompt, reference_tensor(**file, "once_upon_a_time.prompt_logits"), 512,
+                      Tolerance::kF32, "once_upon_a_time");
+}
+
+// Decoding one token at a time against the cache gives the logits of re-running the prefix.
+TEST_F(Stories260KTest, CachedDecodeEqualsRecomputingThePrefix) {
+  std::vector<int32_t> sequence{1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315, 421, 395,
+                                317, 426, 338, 401, 396, 267};  // crosses a block boundary at 16
+  const int prompt_length = 5;
+  const int block_size = 4;
+  PagedKvCache cache = model_->make_kv_cache(8, block_size);
+  const std::vector<int32_t> table{7, 2, 5, 0, 1, 3, 6, 4};  // out of order on purpose
+  auto batch_for = [&](int first, int count) {
+    ForwardBatch batch;
+    batch.block_tables = table;
+    batch.max_blocks_per_seq = 8;
+    for (int p = first; p < first + count; ++p) {
+      batch.token_ids.push_back(sequence[p]);
+      batch.positions.push_back(p);
+      batch.seq_index.push_back(0);
+      batch.slot_mapping.push_back(table[p / block_size] * block_size + p % block_size);
+    }
+    batch.logit_rows.push_back(count - 1);
+    return batch;
+  };
+  ASSERT_TRUE(model_->forward(batch_for(0, prompt_length), cache).ok());
+  for (int p = prompt_length; p < static_cast<int>(sequence.size()); ++p) {
+    auto decoded = model_->forward(batch_for(p, 1), cache);
+    ASSERT_TRUE(decoded.ok()) << decoded.status().to_string();
+    auto full = prompt_logits(*model_, std::vector<int32_t>(sequence.begin(), sequence.begin() + p + 1));
+    ASSERT_TRUE(full.ok());
+    std::span<const float> last(full->data() + p * 512, 512);
+    // Same kernels, different GEMM shapes: only summation order differs.
+    EXPECT_TRUE(testing::close_by_relative_error(*decoded, last, Tolerance::kF32Kernel)) << "position " << p;
+  }
+}
+
+TEST_F(Stories260KTest, TokenIdsOutsideTheVocabularyAreRejected) {
+  for (int32_t bad : {512, -1, 100000}) {
+    GenerationRequest request;
+    request.prompt_ids = {1, bad, 5};
+    auto result = generate(*model_, request);
+    ASSERT_FALSE(result.ok());
+    EXPECT_EQ(result.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(result.status().message().find(fmt::format("token id {} (at index 1)", bad)), std::string::npos)
+        << result.status().to_string();
+  }
+}
+
+TEST_F(Stories260KTest, RequestsBeyondTheContextWindowAreRejected) {
+  GenerationRequest request;
+  request.prompt_ids.assign(500, 1);
+  request.max_new_tokens = 13;
+  auto result = generate(*model_, request);
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.status().code(), StatusCode::kOutOfRange);
+  EXPECT_NE(result.status().message().find("context window of 512"), std::string::npos);
+  request.prompt_ids = {1};
+  request.max_new_tokens = 0;
+  EXPECT_EQ(generate(*model_, request).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(prompt_logits(*model_, std::vector<int32_t>(513, 1)).status().code(), StatusCode::kOutOfRange);
+}
+
+}  // namespace
+}  // namespace shardwise
