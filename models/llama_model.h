@@ -27,9 +27,11 @@ class LlamaModel {
   // Validates the batch, writes its tokens' K/V into `cache` and returns the logits of
   // batch.logit_rows over the full vocabulary: [n_rows, vocab_size].
   StatusOr<std::vector<float>> forward(const ForwardBatch& batch, PagedKvCache& cache);
+  // The checks forward() makes first: ids in the vocabulary, positions in the context window,
+  // slots and block tables inside the cache.
+  Status validate(const ForwardBatch& batch, const PagedKvCache& cache) const;
 
  private:
-  Status validate(const ForwardBatch& batch, const PagedKvCache& cache) const;
   void attention_block(int layer, const ForwardBatch& batch, const float* normed, float* out,
                        PagedKvCache& cache);
   void mlp_block(int layer, const float* normed, float* out, int n_tokens);

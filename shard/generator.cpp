@@ -6,37 +6,29 @@
 namespace shardwise {
 namespace {
 
-// One sequence owning blocks 0..n-1 of a private cache.
-struct SingleSequence {
-  PagedKvCache cache;
-  std::vector<int32_t> block_table;
-
-  SingleSequence(LlamaModel& model, int n_positions, int block_size)
-      : cache(model.make_kv_cache((n_positions + block_size - 1) / block_size, block_size)),
-        block_table(cache.num_blocks()) {
-    std::iota(block_table.begin(), block_table.end(), 0);
+// A batch of one sequence's tokens at consecutive positions starting at `first_position`,
+// the sequence owning cache blocks 0, 1, 2, ... in order, so a position's slot is itself.
+ForwardBatch sequence_batch(std::span<const int32_t> ids, int first_position, int n_blocks,
+                            bool all_logits) {
+  ForwardBatch batch;
+  batch.block_tables.resize(n_blocks);
+  std::iota(batch.block_tables.begin(), batch.block_tables.end(), 0);
+  batch.max_blocks_per_seq = n_blocks;
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    const int position = first_position + static_cast<int>(i);
+    batch.token_ids.push_back(ids[i]);
+    batch.positions.push_back(position);
+    batch.seq_index.push_back(0);
+    batch.slot_mapping.push_back(position);
+    if (all_logits || i + 1 == ids.size()) batch.logit_rows.push_back(static_cast<int32_t>(i));
   }
+  return batch;
+}
 
-  // A batch of tokens at consecutive positions starting at `first_position`.
-  ForwardBatch batch(std::span<const int32_t> ids, int first_position, bool all_logits) const {
-    ForwardBatch batch;
-    batch.block_tables = block_table;
-    batch.max_blocks_per_seq = static_cast<int>(block_table.size());
-    for (std::size_t i = 0; i < ids.size(); ++i) {
-      const int position = first_position + static_cast<int>(i);
-      batch.token_ids.push_back(ids[i]);
-      batch.positions.push_back(position);
-      batch.seq_index.push_back(0);
-      batch.slot_mapping.push_back(block_table[position / cache.block_size()] * cache.block_size() +
-                                   position % cache.block_size());
-      if (all_logits || i + 1 == ids.size()) batch.logit_rows.push_back(static_cast<int32_t>(i));
-    }
-    return batch;
-  }
-};
+int blocks_for(int n_positions, int block_size) { return (n_positions + block_size - 1) / block_size; }
 
-Status validate_request(const LlamaModel& model, const GenerationRequest& request) {
-  const int context = model.config().max_position_embeddings;
+Status validate_request(const LlamaConfig& config, const GenerationRequest& request) {
+  const int context = config.max_position_embeddings;
   if (request.prompt_ids.empty()) return invalid_argument("the prompt is empty");
   if (request.max_new_tokens < 1) {
     return invalid_argument("max_new_tokens must be at least 1, got {}", request.max_new_tokens);
@@ -59,16 +51,21 @@ Status validate_request(const LlamaModel& model, const GenerationRequest& reques
 
 }  // namespace
 
-StatusOr<GenerationResult> generate(LlamaModel& model, const GenerationRequest& request,
+StatusOr<GenerationResult> generate(ModelRunner& runner, const GenerationRequest& request,
                                     const TokenCallback& on_token) {
-  SW_RETURN_IF_ERROR(validate_request(model, request));
+  SW_RETURN_IF_ERROR(validate_request(runner.config(), request));
   const int prompt_length = static_cast<int>(request.prompt_ids.size());
-  SingleSequence sequence(model, prompt_length + request.max_new_tokens, request.block_size);
+  const int n_blocks = blocks_for(prompt_length + request.max_new_tokens, runner.block_size());
+  if (n_blocks > runner.num_kv_blocks()) {
+    return resource_exhausted("the request needs {} KV cache blocks, the cache has {}", n_blocks,
+                              runner.num_kv_blocks());
+  }
+  auto batch = [&](std::span<const int32_t> ids, int first_position) {
+    return sequence_batch(ids, first_position, n_blocks, false);
+  };
   Sampler sampler(request.sampling);
-
   GenerationResult result{{}, "length"};
-  SW_ASSIGN_OR_RETURN(std::vector<float> logits,
-                      model.forward(sequence.batch(request.prompt_ids, 0, false), sequence.cache));
+  SW_ASSIGN_OR_RETURN(std::vector<float> logits, runner.execute(batch(request.prompt_ids, 0)));
   for (int step = 0; step < request.max_new_tokens; ++step) {
     const int32_t token = sampler.sample(logits);
     result.token_ids.push_back(token);
@@ -80,10 +77,17 @@ StatusOr<GenerationResult> generate(LlamaModel& model, const GenerationRequest& 
     }
     if (step + 1 == request.max_new_tokens) break;
     const int32_t ids[] = {token};
-    SW_ASSIGN_OR_RETURN(logits, model.forward(sequence.batch(ids, prompt_length + step, false),
-                                              sequence.cache));
+    SW_ASSIGN_OR_RETURN(logits, runner.execute(batch(ids, prompt_length + step)));
   }
   return result;
+}
+
+StatusOr<GenerationResult> generate(LlamaModel& model, const GenerationRequest& request,
+                                    const TokenCallback& on_token) {
+  SW_RETURN_IF_ERROR(validate_request(model.config(), request));
+  const int n_positions = static_cast<int>(request.prompt_ids.size()) + request.max_new_tokens;
+  LocalModelRunner runner(model, blocks_for(n_positions, request.block_size), request.block_size);
+  return generate(runner, request, on_token);
 }
 
 StatusOr<std::vector<float>> prompt_logits(LlamaModel& model, const std::vector<int32_t>& prompt_ids,
@@ -93,8 +97,9 @@ StatusOr<std::vector<float>> prompt_logits(LlamaModel& model, const std::vector<
     return out_of_range("prompt ({} tokens) exceeds the context window of {} tokens",
                         prompt_ids.size(), model.config().max_position_embeddings);
   }
-  SingleSequence sequence(model, static_cast<int>(prompt_ids.size()), block_size);
-  return model.forward(sequence.batch(prompt_ids, 0, true), sequence.cache);
+  const int n_blocks = blocks_for(static_cast<int>(prompt_ids.size()), block_size);
+  LocalModelRunner runner(model, n_blocks, block_size);
+  return runner.execute(sequence_batch(prompt_ids, 0, n_blocks, true));
 }
 
 }  // namespace shardwise

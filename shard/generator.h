@@ -9,6 +9,7 @@
 
 #include "common/status.h"
 #include "models/llama_model.h"
+#include "shard/model_runner.h"
 #include "shard/sampler.h"
 
 namespace shardwise {
@@ -29,6 +30,10 @@ struct GenerationResult {
 // Called with each new token as soon as it is sampled.
 using TokenCallback = std::function<void(int32_t token_id)>;
 
+// Runs on `runner`'s cache (its first blocks); request.block_size is ignored.
+StatusOr<GenerationResult> generate(ModelRunner& runner, const GenerationRequest& request,
+                                    const TokenCallback& on_token = {});
+// Runs on a private cache just large enough for the request.
 StatusOr<GenerationResult> generate(LlamaModel& model, const GenerationRequest& request,
                                     const TokenCallback& on_token = {});
 

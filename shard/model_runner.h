@@ -36,6 +36,8 @@ class LocalModelRunner : public ModelRunner {
   StatusOr<std::vector<float>> execute(const ForwardBatch& batch) override {
     return model_.forward(batch, cache_);
   }
+  // The checks execute() makes, without running anything.
+  Status validate(const ForwardBatch& batch) const { return model_.validate(batch, cache_); }
 
  private:
   LlamaModel& model_;
