@@ -1,0 +1,173 @@
+#include "shard/engine/engine.h"
+
+#include <algorithm>
+
+#include "common/check.h"
+
+namespace shardwise {
+
+std::string_view finish_reason_name(FinishReason reason) {
+  switch (reason) {
+    case FinishReason::kStop:
+      return "stop";
+    case FinishReason::kLength:
+      return "length";
+    case FinishReason::kCancelled:
+      return "cancelled";
+    case FinishReason::kError:
+      return "error";
+  }
+  return "unknown";
+}
+
+Engine::Engine(ModelRunner& runner, EngineOptions options)
+    : runner_(runner),
+      blocks_(runner.num_kv_blocks(), runner.block_size(), options.enable_prefix_caching),
+      scheduler_(blocks_, options.scheduler) {}
+
+Status Engine::validate(const Request& request) const {
+  const LlamaConfig& config = runner_.config();
+  if (request.prompt_ids.empty()) return invalid_argument("the prompt is empty");
+  for (std::size_t i = 0; i < request.prompt_ids.size(); ++i) {
+    const int32_t id = request.prompt_ids[i];
+    if (id < 0 || id >= config.vocab_size) {
+      return invalid_argument("prompt token id {} (at index {}) is outside the vocabulary [0, {})",
+                              id, i, config.vocab_size);
+    }
+  }
+  SW_RETURN_IF_ERROR(validate_sampling_params(request.sampling));
+  const long long prompt = static_cast<long long>(request.prompt_ids.size());
+  const int context = config.max_position_embeddings;
+  if (prompt >= context) {
+    return out_of_range("the prompt ({} tokens) leaves no room in the context window of {} tokens",
+                        prompt, context);
+  }
+  const long long total = prompt + request.sampling.max_tokens;
+  if (total > context) {
+    return out_of_range(
+        "prompt ({} tokens) + max_tokens ({}) exceeds the context window of {} tokens", prompt,
+        request.sampling.max_tokens, context);
+  }
+  // The last generated token is never fed back, so it needs no cache slot.
+  const long long cache_tokens =
+      static_cast<long long>(blocks_.num_blocks()) * blocks_.block_size();
+  if (total - 1 > cache_tokens) {
+    return out_of_range(
+        "prompt ({} tokens) + max_tokens ({}) needs more KV cache than the whole cache holds ({} "
+        "blocks of {} tokens)",
+        prompt, request.sampling.max_tokens, blocks_.num_blocks(), blocks_.block_size());
+  }
+  return ok_status();
+}
+
+StatusOr<RequestId> Engine::add_request(Request request) {
+  SW_RETURN_IF_ERROR(validate(request));
+  const RequestId id = next_id_++;
+  auto seq = std::make_unique<Sequence>(id, std::move(request));
+  scheduler_.add(seq.get());
+  sequences_.emplace(id, std::move(seq));
+  return id;
+}
+
+bool Engine::cancel(RequestId id) {
+  if (!sequences_.contains(id)) return false;
+  cancel_requests_.insert(id);
+  return true;
+}
+
+void Engine::finish(Sequence* seq, StreamEvent event, FinishReason reason) {
+  scheduler_.remove(seq);
+  cancel_requests_.erase(seq->id);
+  event.request_id = seq->id;
+  event.finish_reason = reason;
+  // Keep the sequence alive through the callback; it may add or cancel requests.
+  auto owned = std::move(sequences_.at(seq->id));
+  sequences_.erase(seq->id);
+  if (owned->on_event) owned->on_event(event);
+}
+
+Status Engine::step() {
+  for (RequestId id : std::vector<RequestId>(cancel_requests_.begin(), cancel_requests_.end())) {
+    if (auto it = sequences_.find(id); it != sequences_.end()) {
+      finish(it->second.get(), {}, FinishReason::kCancelled);
+    }
+  }
+  cancel_requests_.clear();
+
+  const StepPlan plan = scheduler_.schedule();
+  stats_.preemptions += static_cast<int64_t>(plan.preempted.size());
+  if (plan.chunks.empty()) return ok_status();
+  auto logits = runner_.execute(build_batch(plan));
+  if (!logits.ok()) {
+    StreamEvent error_event;
+    error_event.error = logits.status().to_string();
+    for (const auto& chunk : plan.chunks) finish(chunk.seq, error_event, FinishReason::kError);
+    return logits.status();
+  }
+  ++stats_.steps;
+  stats_.scheduled_tokens += plan.n_tokens;
+  scheduler_.complete(plan);
+  sample_and_stream(plan, *logits);
+  return ok_status();
+}
+
+ForwardBatch Engine::build_batch(const StepPlan& plan) const {
+  const int block_size = blocks_.block_size();
+  ForwardBatch batch;
+  for (const auto& chunk : plan.chunks) {
+    batch.max_blocks_per_seq =
+        std::max(batch.max_blocks_per_seq, static_cast<int>(chunk.seq->block_table.size()));
+  }
+  // Rows are padded with block 0: entries past a sequence's last block are never read.
+  batch.block_tables.assign(plan.chunks.size() * batch.max_blocks_per_seq, 0);
+  for (std::size_t s = 0; s < plan.chunks.size(); ++s) {
+    const ScheduledChunk& chunk = plan.chunks[s];
+    const std::vector<int32_t>& table = chunk.seq->block_table;
+    std::copy(table.begin(), table.end(),
+              batch.block_tables.begin() + s * batch.max_blocks_per_seq);
+    for (int position = chunk.first_position; position < chunk.first_position + chunk.n_tokens;
+         ++position) {
+      batch.token_ids.push_back(chunk.seq->token_at(position));
+      batch.positions.push_back(position);
+      batch.seq_index.push_back(static_cast<int32_t>(s));
+      batch.slot_mapping.push_back(table[position / block_size] * block_size +
+                                   position % block_size);
+    }
+    if (chunk.samples) batch.logit_rows.push_back(batch.n_tokens() - 1);
+  }
+  return batch;
+}
+
+bool Engine::is_stop_token(const Sequence& seq, int32_t token) const {
+  const auto& stops = seq.params.stop_token_ids;
+  if (std::find(stops.begin(), stops.end(), token) != stops.end()) return true;
+  const auto& eos = runner_.config().eos_token_ids;
+  return !seq.params.ignore_eos && std::find(eos.begin(), eos.end(), token) != eos.end();
+}
+
+void Engine::sample_and_stream(const StepPlan& plan, const std::vector<float>& logits) {
+  const std::size_t vocab = runner_.config().vocab_size;
+  std::size_t row = 0;
+  for (const auto& chunk : plan.chunks) {
+    if (!chunk.samples) continue;
+    Sequence* seq = chunk.seq;
+    const std::span<const float> row_logits(logits.data() + row++ * vocab, vocab);
+    SampledToken sampled = seq->sampler.sample(row_logits, seq->prompt, seq->output);
+    seq->output.push_back(sampled.token);
+    ++stats_.generated_tokens;
+    StreamEvent event;
+    event.request_id = seq->id;
+    event.token = sampled.token;
+    event.logprobs = std::move(sampled.logprobs);
+    if (is_stop_token(*seq, sampled.token)) {
+      finish(seq, std::move(event), FinishReason::kStop);
+    } else if (static_cast<int>(seq->output.size()) >= seq->params.max_tokens) {
+      finish(seq, std::move(event), FinishReason::kLength);
+    } else if (seq->on_event) {
+      seq->on_event(event);
+    }
+  }
+  SW_CHECK(row * vocab == logits.size());
+}
+
+}  // namespace shardwise

@@ -1,0 +1,130 @@
+#include "shard/engine/scheduler.h"
+
+#include <algorithm>
+
+#include "common/check.h"
+
+namespace shardwise {
+namespace {
+
+int blocks_for(int n_tokens, int block_size) { return (n_tokens + block_size - 1) / block_size; }
+
+}  // namespace
+
+Scheduler::Scheduler(BlockManager& blocks, SchedulerOptions options)
+    : blocks_(blocks), options_(options) {
+  SW_CHECK(options_.max_batch_tokens > 0 && options_.max_num_seqs > 0);
+}
+
+bool Scheduler::grow_blocks(Sequence& seq, int n_tokens_in_cache) {
+  const int needed = blocks_for(n_tokens_in_cache, blocks_.block_size()) -
+                     static_cast<int>(seq.block_table.size());
+  if (needed > blocks_.num_free_blocks()) return false;
+  for (int i = 0; i < needed; ++i) seq.block_table.push_back(*blocks_.allocate());
+  return true;
+}
+
+void Scheduler::free_blocks(Sequence& seq) {
+  // Last block first: the tail of a sequence is the least likely to be shared, so it should
+  // be evicted before the prefix.
+  for (auto block = seq.block_table.rbegin(); block != seq.block_table.rend(); ++block) {
+    blocks_.release(*block);
+  }
+  seq.block_table.clear();
+  seq.block_hashes.clear();
+  seq.num_computed_tokens = 0;
+}
+
+void Scheduler::preempt_newest(StepPlan& plan) {
+  Sequence* victim = running_.back();
+  running_.pop_back();
+  free_blocks(*victim);
+  ++victim->num_preemptions;
+  waiting_.push_front(victim);
+  plan.preempted.push_back(victim);
+}
+
+StepPlan Scheduler::schedule() {
+  StepPlan plan;
+  int budget = options_.max_batch_tokens;
+  for (std::size_t i = 0; i < running_.size() && budget > 0 &&
+                          static_cast<int>(plan.chunks.size()) < options_.max_num_seqs;) {
+    Sequence* seq = running_[i];
+    const int n = std::min(seq->num_uncomputed(), budget);
+    bool fits = grow_blocks(*seq, seq->num_computed_tokens + n);
+    while (!fits && running_.back() != seq) {
+      preempt_newest(plan);
+      fits = grow_blocks(*seq, seq->num_computed_tokens + n);
+    }
+    if (!fits) {
+      // Only `seq` itself is left to preempt; every older sequence keeps its blocks.
+      preempt_newest(plan);
+      break;
+    }
+    plan.chunks.push_back({seq, seq->num_computed_tokens, n, n == seq->num_uncomputed()});
+    budget -= n;
+    ++i;
+  }
+  // Admitting while others are being preempted would only evict them again.
+  if (plan.preempted.empty()) admit_waiting(plan, budget);
+  for (const auto& chunk : plan.chunks) plan.n_tokens += chunk.n_tokens;
+  return plan;
+}
+
+void Scheduler::admit_waiting(StepPlan& plan, int& budget) {
+  const int block_size = blocks_.block_size();
+  while (!waiting_.empty() && budget > 0 &&
+         static_cast<int>(running_.size()) < options_.max_num_seqs &&
+         static_cast<int>(plan.chunks.size()) < options_.max_num_seqs) {
+    Sequence* seq = waiting_.front();
+    SW_CHECK(seq->block_table.empty() && seq->num_computed_tokens == 0);
+    // Leave at least the last token to compute: its logits are what the step is for.
+    const auto match =
+        blocks_.match_prefix(seq->tokens(0, seq->length()), (seq->length() - 1) / block_size);
+    const int cached_tokens = static_cast<int>(match.blocks.size()) * block_size;
+    const int n = std::min(seq->length() - cached_tokens, budget);
+    const int new_blocks =
+        blocks_for(cached_tokens + n, block_size) - static_cast<int>(match.blocks.size());
+    if (new_blocks + match.free_blocks > blocks_.num_free_blocks()) break;
+
+    blocks_.acquire(match);
+    seq->block_table = match.blocks;
+    seq->block_hashes = match.hashes;
+    seq->num_computed_tokens = cached_tokens;
+    SW_CHECK(grow_blocks(*seq, cached_tokens + n));
+    waiting_.pop_front();
+    running_.push_back(seq);
+    plan.chunks.push_back({seq, cached_tokens, n, n == seq->num_uncomputed()});
+    budget -= n;
+  }
+}
+
+void Scheduler::complete(const StepPlan& plan) {
+  for (const auto& chunk : plan.chunks) {
+    SW_CHECK(chunk.seq->num_computed_tokens == chunk.first_position);
+    chunk.seq->num_computed_tokens += chunk.n_tokens;
+    commit_full_blocks(*chunk.seq);
+  }
+}
+
+void Scheduler::commit_full_blocks(Sequence& seq) {
+  if (!blocks_.prefix_caching()) return;
+  const int block_size = blocks_.block_size();
+  while (static_cast<int>(seq.block_hashes.size() + 1) * block_size <= seq.num_computed_tokens) {
+    const int index = static_cast<int>(seq.block_hashes.size());
+    const uint64_t parent = index == 0 ? 0 : seq.block_hashes.back();
+    seq.block_hashes.push_back(
+        blocks_.commit(seq.block_table[index], parent, seq.tokens(index * block_size, block_size)));
+  }
+}
+
+void Scheduler::remove(Sequence* seq) {
+  if (auto it = std::find(running_.begin(), running_.end(), seq); it != running_.end()) {
+    running_.erase(it);
+  } else if (auto it = std::find(waiting_.begin(), waiting_.end(), seq); it != waiting_.end()) {
+    waiting_.erase(it);
+  }
+  free_blocks(*seq);
+}
+
+}  // namespace shardwise

@@ -1,0 +1,46 @@
+// A ModelRunner with no model, for fast engine tests. Its "KV cache" stores token ids per
+// slot, and the logits of a row are a hash of the token ids its attention would read through
+// the block table. So any scheduling or block bug (a wrong slot, a block shared or reused by
+// mistake, a stale prefix) changes the output, and fake_greedy() says what the output must be.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "shard/model_runner.h"
+
+namespace shardwise::testing {
+
+// Deterministic logits for the next token after `prefix`: [vocab].
+std::vector<float> fake_logits(std::span<const int32_t> prefix, int vocab);
+
+// The greedy continuation of `prompt` under fake_logits, with the engine's stop rules.
+std::vector<int32_t> fake_greedy(std::vector<int32_t> prompt, int max_tokens,
+                                 const std::vector<int32_t>& stop_ids, int vocab);
+
+class FakeModelRunner : public ModelRunner {
+ public:
+  // eos_token_ids = {2}.
+  FakeModelRunner(int num_blocks, int block_size, int vocab, int context);
+
+  const LlamaConfig& config() const override { return config_; }
+  int num_kv_blocks() const override { return num_blocks_; }
+  int block_size() const override { return block_size_; }
+  StatusOr<std::vector<float>> execute(const ForwardBatch& batch) override;
+
+  void fail_next_execute() { fail_next_ = true; }
+  int64_t executed_tokens() const { return executed_tokens_; }
+
+ private:
+  Status validate(const ForwardBatch& batch) const;
+
+  LlamaConfig config_;
+  int num_blocks_;
+  int block_size_;
+  std::vector<int32_t> slots_;  // [num_blocks * block_size] token id, -1 never written
+  bool fail_next_ = false;
+  int64_t executed_tokens_ = 0;
+};
+
+}  // namespace shardwise::testing
