@@ -84,8 +84,8 @@ bool AddedVocabulary::accept(const AddedToken& token, std::string_view text, std
                              std::size_t& end, std::size_t previous_end) const {
   if (token.single_word) {
     const bool space_before = begin == 0 || !is_word_char(last_code_point(text, begin));
-    const bool space_after = end == text.size() ||
-                             !is_word_char(decode_utf8_at(text, end, utf8_sequence_length(text, end)));
+    const bool space_after = end == text.size() || !is_word_char(decode_utf8_at(
+                                                       text, end, utf8_sequence_length(text, end)));
     if (!space_before || !space_after) return false;
   }
   if (token.lstrip) {

@@ -6,13 +6,12 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
-
-#include <nlohmann/json_fwd.hpp>
 
 #include "common/status.h"
 
@@ -60,10 +59,10 @@ class AddedVocabulary {
 
   static void insert(Trie& trie, std::string_view content, int32_t token_index);
   std::optional<std::pair<std::size_t, int32_t>> longest_match(const Trie& trie,
-                                                              std::string_view text,
-                                                              std::size_t pos) const;
-  bool accept(const AddedToken& token, std::string_view text, std::size_t& begin,
-              std::size_t& end, std::size_t previous_end) const;
+                                                               std::string_view text,
+                                                               std::size_t pos) const;
+  bool accept(const AddedToken& token, std::string_view text, std::size_t& begin, std::size_t& end,
+              std::size_t previous_end) const;
 
   std::vector<AddedToken> tokens_;
   std::unordered_map<int32_t, std::size_t> by_id_;

@@ -40,7 +40,8 @@ StatusOr<std::unique_ptr<BpeModel>> BpeModel::from_json(const json& model) {
       return invalid_argument("BPE unk_token '{}' is not in the vocabulary", *bpe->unk_token_);
     }
   }
-  bpe->continuing_subword_prefix_ = optional_string(model, "continuing_subword_prefix").value_or("");
+  bpe->continuing_subword_prefix_ =
+      optional_string(model, "continuing_subword_prefix").value_or("");
   bpe->end_of_word_suffix_ = optional_string(model, "end_of_word_suffix").value_or("");
   bpe->fuse_unk_ = model.value("fuse_unk", false);
   bpe->byte_fallback_ = model.value("byte_fallback", false);

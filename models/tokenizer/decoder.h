@@ -3,12 +3,11 @@
 #pragma once
 
 #include <memory>
-#include <optional>
-#include <string_view>
-#include <string>
-#include <vector>
-
 #include <nlohmann/json_fwd.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
 
 #include "common/status.h"
 

@@ -15,19 +15,19 @@ using ExprPtr = std::unique_ptr<Expr>;
 
 struct Expr {
   enum class Kind {
-    kLiteral,   // value
-    kName,      // name
-    kList,      // args: items
-    kDict,      // args: key, value, key, value, ...
-    kAttr,      // args[0].name
-    kIndex,     // args[0][args[1]]
-    kSlice,     // args[0][args[1]:args[2]:args[3]] (null parts allowed)
-    kCall,      // args[0](args[1..], kwargs)
-    kFilter,    // args[0] | name(args[1..], kwargs)
-    kTest,      // args[0] is [not] name(args[1..])
-    kUnary,     // name in {"-", "+", "not"} applied to args[0]
-    kBinary,    // args[0] name args[1]; name may be "and", "or", "in", "not in", "==", ...
-    kTernary,   // args[0] if args[1] else args[2] (args[2] may be null)
+    kLiteral,  // value
+    kName,     // name
+    kList,     // args: items
+    kDict,     // args: key, value, key, value, ...
+    kAttr,     // args[0].name
+    kIndex,    // args[0][args[1]]
+    kSlice,    // args[0][args[1]:args[2]:args[3]] (null parts allowed)
+    kCall,     // args[0](args[1..], kwargs)
+    kFilter,   // args[0] | name(args[1..], kwargs)
+    kTest,     // args[0] is [not] name(args[1..])
+    kUnary,    // name in {"-", "+", "not"} applied to args[0]
+    kBinary,   // args[0] name args[1]; name may be "and", "or", "in", "not in", "==", ...
+    kTernary,  // args[0] if args[1] else args[2] (args[2] may be null)
   };
   Kind kind;
   Value value;
@@ -53,7 +53,7 @@ struct Node {
     kMacro,     // macro targets[0](params with defaults): body
     kBreak,
     kContinue,
-    kBlock,     // a plain body (generation blocks)
+    kBlock,  // a plain body (generation blocks)
   };
   Kind kind;
   std::string text;

@@ -37,7 +37,9 @@ std::string strip(const std::string& s, const Value& chars, bool left, bool righ
     return std::string(view);
   }
   const std::vector<std::string> set = characters(require_string(chars, "strip"));
-  const auto in_set = [&](const std::string& c) { return std::find(set.begin(), set.end(), c) != set.end(); };
+  const auto in_set = [&](const std::string& c) {
+    return std::find(set.begin(), set.end(), c) != set.end();
+  };
   std::vector<std::string> text = characters(s);
   std::size_t begin = 0;
   std::size_t end = text.size();
@@ -57,7 +59,8 @@ Value split(const std::string& s, const Value& separator, const Value& max_split
       while (pos < s.size() && std::isspace(static_cast<unsigned char>(s[pos]))) ++pos;
       if (pos >= s.size()) break;
       if (limit >= 0 && static_cast<int64_t>(parts.size()) == limit) {
-        parts.push_back(Value(std::string(strip_trailing_whitespace(std::string_view(s).substr(pos)))));
+        parts.push_back(
+            Value(std::string(strip_trailing_whitespace(std::string_view(s).substr(pos)))));
         break;
       }
       std::size_t end = pos;
@@ -79,7 +82,8 @@ Value split(const std::string& s, const Value& separator, const Value& max_split
   return Value(std::move(parts));
 }
 
-std::string replace_all(const std::string& s, const std::string& from, const std::string& to, int64_t count) {
+std::string replace_all(const std::string& s, const std::string& from, const std::string& to,
+                        int64_t count) {
   if (from.empty()) return s;
   std::string out;
   std::size_t begin = 0;
@@ -96,7 +100,8 @@ std::string replace_all(const std::string& s, const std::string& from, const std
 
 std::string map_ascii(std::string s, int (*f)(int)) {
   for (char& c : s) {
-    if (static_cast<unsigned char>(c) < 0x80) c = static_cast<char>(f(static_cast<unsigned char>(c)));
+    if (static_cast<unsigned char>(c) < 0x80)
+      c = static_cast<char>(f(static_cast<unsigned char>(c)));
   }
   return s;
 }
@@ -143,7 +148,8 @@ std::optional<Value> string_method(const std::string& s, const std::string& name
   if (name == "replace") {
     const Value count = args.get(2, "count");
     return Value(replace_all(s, require_string(args.get(0, "old"), "replace"),
-                             require_string(args.get(1, "new"), "replace"), count.is_int() ? count.as_int() : -1));
+                             require_string(args.get(1, "new"), "replace"),
+                             count.is_int() ? count.as_int() : -1));
   }
   if (name == "find") {
     const std::size_t pos = s.find(require_string(args.get(0, "sub"), "find"));
@@ -152,7 +158,9 @@ std::optional<Value> string_method(const std::string& s, const std::string& name
   if (name == "count") {
     const std::string& sub = require_string(args.get(0, "sub"), "count");
     int64_t n = 0;
-    for (std::size_t pos = s.find(sub); !sub.empty() && pos != std::string::npos; pos = s.find(sub, pos + sub.size())) ++n;
+    for (std::size_t pos = s.find(sub); !sub.empty() && pos != std::string::npos;
+         pos = s.find(sub, pos + sub.size()))
+      ++n;
     return Value(n);
   }
   if (name == "join") {
@@ -162,7 +170,9 @@ std::optional<Value> string_method(const std::string& s, const std::string& name
     return Value(out);
   }
   if (name == "isdigit") {
-    return Value(!s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }));
+    return Value(!s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
+      return std::isdigit(static_cast<unsigned char>(c));
+    }));
   }
   if (name == "isspace") return Value(!s.empty() && strip_leading_whitespace(s).empty());
   return std::nullopt;
@@ -177,7 +187,8 @@ std::optional<Value> dict_method(const Value& dict, const std::string& name, Arg
   }
   if (name == "keys" || name == "values") {
     Array items;
-    for (const auto& [key, value] : object.items) items.push_back(name == "keys" ? Value(key) : value);
+    for (const auto& [key, value] : object.items)
+      items.push_back(name == "keys" ? Value(key) : value);
     return Value(std::move(items));
   }
   if (name == "get") {
@@ -200,11 +211,15 @@ Value arithmetic(const std::string& op, const Value& l, const Value& r) {
     fail("operator '{}' is not defined for {} and {}", op, l.type_name(), r.type_name());
   }
   const bool ints = l.is_int() && r.is_int();
-  if (op == "+") return ints ? Value(l.as_int() + r.as_int()) : Value(l.as_number() + r.as_number());
-  if (op == "-") return ints ? Value(l.as_int() - r.as_int()) : Value(l.as_number() - r.as_number());
-  if (op == "*") return ints ? Value(l.as_int() * r.as_int()) : Value(l.as_number() * r.as_number());
+  if (op == "+")
+    return ints ? Value(l.as_int() + r.as_int()) : Value(l.as_number() + r.as_number());
+  if (op == "-")
+    return ints ? Value(l.as_int() - r.as_int()) : Value(l.as_number() - r.as_number());
+  if (op == "*")
+    return ints ? Value(l.as_int() * r.as_int()) : Value(l.as_number() * r.as_number());
   if (op == "**") {
-    if (ints && r.as_int() >= 0) return Value(static_cast<int64_t>(std::llround(std::pow(l.as_number(), r.as_number()))));
+    if (ints && r.as_int() >= 0)
+      return Value(static_cast<int64_t>(std::llround(std::pow(l.as_number(), r.as_number()))));
     return Value(std::pow(l.as_number(), r.as_number()));
   }
   if (r.as_number() == 0) fail("division by zero");
@@ -256,12 +271,15 @@ bool less_than(const Value& a, const Value& b) {
 }
 
 bool contains(const Value& container, const Value& item) {
-  if (container.is_string()) return container.as_string().find(require_string(item, "'in' on a string")) != std::string::npos;
+  if (container.is_string())
+    return container.as_string().find(require_string(item, "'in' on a string")) !=
+           std::string::npos;
   if (container.is_array()) {
     const Array& array = container.as_array();
     return std::find(array.begin(), array.end(), item) != array.end();
   }
-  if (container.is_object()) return item.is_string() && container.as_object().find(item.as_string()) != nullptr;
+  if (container.is_object())
+    return item.is_string() && container.as_object().find(item.as_string()) != nullptr;
   if (container.is_undefined()) return false;
   fail("'in' is not supported for {}", container.type_name());
 }
@@ -289,7 +307,8 @@ Value binary_operator(const std::string& op, const Value& l, const Value& r) {
     for (int64_t i = 0; i < r.as_int(); ++i) out += l.as_string();
     return Value(out);
   }
-  if (op == "%" && l.is_string()) fail_unsupported("printf-style '%' string formatting is not supported");
+  if (op == "%" && l.is_string())
+    fail_unsupported("printf-style '%' string formatting is not supported");
   return arithmetic(op, l, r);
 }
 
@@ -312,7 +331,8 @@ Value subscript(const Value& value, const Value& index) {
     const Array& source = value.is_array() ? value.as_array() : items;
     int64_t i = index.as_int();
     if (i < 0) i += static_cast<int64_t>(source.size());
-    if (i < 0 || i >= static_cast<int64_t>(source.size())) fail("{} index out of range", value.type_name());
+    if (i < 0 || i >= static_cast<int64_t>(source.size()))
+      fail("{} index out of range", value.type_name());
     return source[static_cast<std::size_t>(i)];
   }
   if (value.is_undefined()) return Value();
@@ -335,7 +355,8 @@ Value slice(const Value& value, const Value& start_v, const Value& stop_v, const
   const int64_t start = clamp(start_v, step > 0 ? 0 : n - 1);
   const int64_t stop = clamp(stop_v, step > 0 ? n : -1);
   Array out;
-  for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) out.push_back(items[static_cast<std::size_t>(i)]);
+  for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step)
+    out.push_back(items[static_cast<std::size_t>(i)]);
   if (!value.is_string()) return Value(std::move(out));
   std::string text;
   for (const Value& c : out) text += c.as_string();
@@ -352,7 +373,8 @@ std::optional<Value> bound_method(const Value& value, const std::string& name) {
   }
   if (value.is_object() && !value.as_object().is_namespace) {
     if (name != "items" && name != "keys" && name != "values" && name != "get") return std::nullopt;
-    return Value(Function([value, name](Arguments& args) -> Value { return *dict_method(value, name, args); }));
+    return Value(Function(
+        [value, name](Arguments& args) -> Value { return *dict_method(value, name, args); }));
   }
   return std::nullopt;
 }

@@ -94,7 +94,8 @@ class Renderer {
       return;
     }
     const Array items = iterate(value);
-    if (items.size() != node.targets.size()) fail("line {}: cannot unpack {} values", node.line, items.size());
+    if (items.size() != node.targets.size())
+      fail("line {}: cannot unpack {} values", node.line, items.size());
     for (std::size_t i = 0; i < items.size(); ++i) scopes_.back()[node.targets[i]] = items[i];
   }
 
@@ -164,7 +165,8 @@ class Renderer {
 
   Arguments eval_arguments(const Expr& expr, std::size_t first) {
     Arguments args;
-    for (std::size_t i = first; i < expr.args.size(); ++i) args.positional.push_back(eval(*expr.args[i]));
+    for (std::size_t i = first; i < expr.args.size(); ++i)
+      args.positional.push_back(eval(*expr.args[i]));
     for (const auto& [name, value] : expr.kwargs) args.keyword.emplace_back(name, eval(*value));
     return args;
   }
@@ -181,9 +183,10 @@ class Renderer {
   Value eval_call(const Expr& expr) {
     const Value callee = eval(*expr.args[0]);
     if (!callee.is_callable()) {
-      const std::string name = expr.args[0]->kind == Expr::Kind::kName || expr.args[0]->kind == Expr::Kind::kAttr
-                                   ? expr.args[0]->name
-                                   : "expression";
+      const std::string name =
+          expr.args[0]->kind == Expr::Kind::kName || expr.args[0]->kind == Expr::Kind::kAttr
+              ? expr.args[0]->name
+              : "expression";
       fail_unsupported("line {}: '{}' is not a supported function or method", expr.line, name);
     }
     Arguments args = eval_arguments(expr, 1);
@@ -228,7 +231,9 @@ class Renderer {
       case Expr::Kind::kIndex:
         return subscript(eval(*expr.args[0]), eval(*expr.args[1]));
       case Expr::Kind::kSlice: {
-        const auto part = [&](std::size_t i) { return expr.args[i] ? eval(*expr.args[i]) : Value(); };
+        const auto part = [&](std::size_t i) {
+          return expr.args[i] ? eval(*expr.args[i]) : Value();
+        };
         return slice(eval(*expr.args[0]), part(1), part(2), part(3));
       }
       case Expr::Kind::kCall:

@@ -18,7 +18,9 @@ Value attribute_of(const Value& item, const Value& attribute) {
   std::size_t begin = 0;
   while (true) {
     const std::size_t dot = path.find('.', begin);
-    current = subscript(current, Value(path.substr(begin, dot == std::string::npos ? std::string::npos : dot - begin)));
+    current = subscript(
+        current,
+        Value(path.substr(begin, dot == std::string::npos ? std::string::npos : dot - begin)));
     if (dot == std::string::npos) return current;
     begin = dot + 1;
   }
@@ -42,12 +44,14 @@ Value filter_items(const Value& input, Arguments& args, bool keep, bool by_attri
   const Value attribute = by_attribute ? args.get(0, "attribute") : Value();
   Value test_name = args.get(first, "test");
   Arguments test_args;
-  for (std::size_t i = first + 1; i < args.positional.size(); ++i) test_args.positional.push_back(args.positional[i]);
+  for (std::size_t i = first + 1; i < args.positional.size(); ++i)
+    test_args.positional.push_back(args.positional[i]);
   Array out;
   for (const Value& item : iterate(input)) {
     const Value subject = by_attribute ? attribute_of(item, attribute) : item;
-    const bool passed = test_name.is_undefined() ? subject.truthy()
-                                                 : apply_test(test_name.as_string(), subject, test_args);
+    const bool passed = test_name.is_undefined()
+                            ? subject.truthy()
+                            : apply_test(test_name.as_string(), subject, test_args);
     if (passed == keep) out.push_back(item);
   }
   return Value(std::move(out));
@@ -64,7 +68,8 @@ Value map_items(const Value& input, Arguments& args) {
     }
     return Value(std::move(out));
   }
-  if (args.positional.empty() || !args.positional[0].is_string()) fail("map needs a filter name or attribute=");
+  if (args.positional.empty() || !args.positional[0].is_string())
+    fail("map needs a filter name or attribute=");
   const std::string name = args.positional[0].as_string();
   Arguments rest;
   rest.positional.assign(args.positional.begin() + 1, args.positional.end());
@@ -100,8 +105,9 @@ Value join_items(const Value& input, Arguments& args) {
 
 Value indent_text(const Value& input, Arguments& args) {
   const Value width_v = args.get(0, "width");
-  const std::string pad = width_v.is_string() ? width_v.as_string()
-                                              : std::string(width_v.is_int() ? width_v.as_int() : 4, ' ');
+  const std::string pad = width_v.is_string()
+                              ? width_v.as_string()
+                              : std::string(width_v.is_int() ? width_v.as_int() : 4, ' ');
   const bool first = args.get(1, "first").truthy();
   const bool blank = args.get(2, "blank").truthy();
   const std::string text = input.str();
@@ -110,7 +116,8 @@ Value indent_text(const Value& input, Arguments& args) {
   bool first_line = true;
   while (begin <= text.size()) {
     const std::size_t end = text.find('\n', begin);
-    const std::string line = text.substr(begin, end == std::string::npos ? std::string::npos : end - begin);
+    const std::string line =
+        text.substr(begin, end == std::string::npos ? std::string::npos : end - begin);
     if ((!first_line || first) && (blank || !line.empty())) out += pad;
     out += line;
     if (end == std::string::npos) break;
@@ -143,15 +150,16 @@ Value items_filter(const Value& input) {
   if (input.is_undefined()) return Value(Array{});
   if (!input.is_object()) fail("items filter needs a dict, got {}", input.type_name());
   Array out;
-  for (const auto& [key, value] : input.as_object().items) out.push_back(Value(Array{Value(key), value}));
+  for (const auto& [key, value] : input.as_object().items)
+    out.push_back(Value(Array{Value(key), value}));
   return Value(std::move(out));
 }
 
 }  // namespace
 
 Value apply_filter(const std::string& name, const Value& input, Arguments& args) {
-  if (name == "trim" || name == "upper" || name == "lower" || name == "title" || name == "capitalize" ||
-      name == "replace") {
+  if (name == "trim" || name == "upper" || name == "lower" || name == "title" ||
+      name == "capitalize" || name == "replace") {
     return string_filter(name, input, args);
   }
   if (name == "length" || name == "count") return Value(length_of(input));
@@ -173,8 +181,10 @@ Value apply_filter(const std::string& name, const Value& input, Arguments& args)
     const Value fallback = args.get(0, "default_value");
     return fallback.is_undefined() ? Value("") : fallback;
   }
-  if (name == "select" || name == "reject") return filter_items(input, args, name == "select", false);
-  if (name == "selectattr" || name == "rejectattr") return filter_items(input, args, name == "selectattr", true);
+  if (name == "select" || name == "reject")
+    return filter_items(input, args, name == "select", false);
+  if (name == "selectattr" || name == "rejectattr")
+    return filter_items(input, args, name == "selectattr", true);
   if (name == "map") return map_items(input, args);
   if (name == "sort") return sort_items(input, args);
   if (name == "reverse") {
@@ -206,7 +216,8 @@ Value apply_filter(const std::string& name, const Value& input, Arguments& args)
     if (input.is_number()) return Value(input.as_number());
     return Value(0.0);
   }
-  if (name == "abs") return input.is_int() ? Value(std::abs(input.as_int())) : Value(std::fabs(input.as_number()));
+  if (name == "abs")
+    return input.is_int() ? Value(std::abs(input.as_int())) : Value(std::fabs(input.as_number()));
   if (name == "sum") {
     Value total(int64_t{0});
     for (const Value& item : iterate(input)) total = binary_operator("+", total, item);
@@ -218,7 +229,8 @@ Value apply_filter(const std::string& name, const Value& input, Arguments& args)
     return name == "min" ? *std::min_element(items.begin(), items.end(), less_than)
                          : *std::max_element(items.begin(), items.end(), less_than);
   }
-  if (name == "wordcount") return bound_method(Value(input.str()), "split")->as_function()(args).as_array().size();
+  if (name == "wordcount")
+    return bound_method(Value(input.str()), "split")->as_function()(args).as_array().size();
   fail_unsupported("unsupported Jinja filter '{}'", name);
 }
 
@@ -249,18 +261,23 @@ bool apply_test(const std::string& name, const Value& v, Arguments& args) {
     if (!v.is_int()) fail("'{}' test needs an integer", name);
     return (v.as_int() % 2 != 0) == (name == "odd");
   }
-  if (name == "divisibleby") return v.is_int() && other.is_int() && other.as_int() != 0 && v.as_int() % other.as_int() == 0;
+  if (name == "divisibleby")
+    return v.is_int() && other.is_int() && other.as_int() != 0 && v.as_int() % other.as_int() == 0;
   if (name == "lower" || name == "upper") {
     if (!v.is_string()) return false;
     const std::string& s = v.as_string();
-    return std::none_of(s.begin(), s.end(), [&](char c) { return name == "lower" ? std::isupper(static_cast<unsigned char>(c)) : std::islower(static_cast<unsigned char>(c)); });
+    return std::none_of(s.begin(), s.end(), [&](char c) {
+      return name == "lower" ? std::isupper(static_cast<unsigned char>(c))
+                             : std::islower(static_cast<unsigned char>(c));
+    });
   }
   fail_unsupported("unsupported Jinja test '{}'", name);
 }
 
 std::optional<Value> global_function(const std::string& name) {
   if (name == "raise_exception") {
-    return Value(Function([](Arguments& args) -> Value { fail("{}", args.get(0, "message").str()); }));
+    return Value(
+        Function([](Arguments& args) -> Value { fail("{}", args.get(0, "message").str()); }));
   }
   if (name == "strftime_now") {
     return Value(Function([](Arguments& args) -> Value {
@@ -268,7 +285,8 @@ std::optional<Value> global_function(const std::string& name) {
       std::tm local{};
       localtime_r(&now, &local);
       char buffer[256];
-      const std::size_t n = std::strftime(buffer, sizeof(buffer), args.get(0, "format").str().c_str(), &local);
+      const std::size_t n =
+          std::strftime(buffer, sizeof(buffer), args.get(0, "format").str().c_str(), &local);
       return Value(std::string(buffer, n));
     }));
   }
@@ -293,7 +311,9 @@ std::optional<Value> global_function(const std::string& name) {
         if (!v.is_int()) fail("range() needs integers");
       }
       const int64_t start = n >= 2 ? args.positional[0].as_int() : 0;
-      const int64_t stop = n >= 2 ? args.positional[1].as_int() : n == 1 ? args.positional[0].as_int() : 0;
+      const int64_t stop = n >= 2   ? args.positional[1].as_int()
+                           : n == 1 ? args.positional[0].as_int()
+                                    : 0;
       const int64_t step = n >= 3 ? args.positional[2].as_int() : 1;
       if (step == 0) fail("range() step must not be zero");
       Array out;

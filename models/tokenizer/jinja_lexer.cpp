@@ -9,7 +9,9 @@
 namespace shardwise::tokenizer::jinja {
 namespace {
 
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+bool is_space(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
 
 // A tag as found in the source, before whitespace control is applied to its neighbours.
 struct RawTag {
@@ -28,7 +30,9 @@ struct RawSegment {
   RawTag tag;
 };
 
-int count_lines(std::string_view text) { return static_cast<int>(std::count(text.begin(), text.end(), '\n')); }
+int count_lines(std::string_view text) {
+  return static_cast<int>(std::count(text.begin(), text.end(), '\n'));
+}
 
 std::size_t find_tag_end(std::string_view source, std::size_t pos, char kind, int line) {
   if (kind == '#') {
@@ -166,9 +170,9 @@ std::vector<Token> lex(std::string_view source) {
 
 namespace {
 
-constexpr std::string_view kOperators[] = {"**", "//", "==", "!=", "<=", ">=", "(", ")", "[", "]",
-                                           "{",  "}",  ",",  ".",  ":",  "|",  "+", "-", "*", "/",
-                                           "%",  "~",  "<",  ">",  "="};
+constexpr std::string_view kOperators[] = {"**", "//", "==", "!=", "<=", ">=", "(", ")", "[",
+                                           "]",  "{",  "}",  ",",  ".",  ":",  "|", "+", "-",
+                                           "*",  "/",  "%",  "~",  "<",  ">",  "="};
 
 std::string read_string(std::string_view inner, std::size_t& pos, int line) {
   const char quote = inner[pos++];
@@ -181,17 +185,27 @@ std::string read_string(std::string_view inner, std::size_t& pos, int line) {
     }
     c = inner[pos++];
     switch (c) {
-      case 'n': value += '\n'; break;
-      case 't': value += '\t'; break;
-      case 'r': value += '\r'; break;
-      case '0': value += '\0'; break;
+      case 'n':
+        value += '\n';
+        break;
+      case 't':
+        value += '\t';
+        break;
+      case 'r':
+        value += '\r';
+        break;
+      case '0':
+        value += '\0';
+        break;
       case 'u': {
         if (pos + 4 > inner.size()) fail("line {}: bad \\u escape", line);
-        append_utf8(value, static_cast<char32_t>(std::stoul(std::string(inner.substr(pos, 4)), nullptr, 16)));
+        append_utf8(value, static_cast<char32_t>(
+                               std::stoul(std::string(inner.substr(pos, 4)), nullptr, 16)));
         pos += 4;
         break;
       }
-      default: value += c;  // \\ \' \" and unknown escapes keep the character
+      default:
+        value += c;  // \\ \' \" and unknown escapes keep the character
     }
   }
   if (pos >= inner.size()) fail("line {}: unterminated string", line);
@@ -212,9 +226,12 @@ void lex_tag(const RawTag& tag, std::vector<Token>& out) {
       out.push_back({Token::Kind::kString, read_string(inner, pos, tag.line), tag.line});
     } else if (std::isdigit(static_cast<unsigned char>(c))) {
       std::size_t end = pos;
-      while (end < inner.size() && (std::isdigit(static_cast<unsigned char>(inner[end])) || inner[end] == '_')) ++end;
+      while (end < inner.size() &&
+             (std::isdigit(static_cast<unsigned char>(inner[end])) || inner[end] == '_'))
+        ++end;
       bool is_float = false;
-      if (end + 1 < inner.size() && inner[end] == '.' && std::isdigit(static_cast<unsigned char>(inner[end + 1]))) {
+      if (end + 1 < inner.size() && inner[end] == '.' &&
+          std::isdigit(static_cast<unsigned char>(inner[end + 1]))) {
         is_float = true;
         ++end;
         while (end < inner.size() && std::isdigit(static_cast<unsigned char>(inner[end]))) ++end;
@@ -224,12 +241,15 @@ void lex_tag(const RawTag& tag, std::vector<Token>& out) {
       pos = end;
     } else if (std::isalpha(static_cast<unsigned char>(c)) || c == '_') {
       std::size_t end = pos;
-      while (end < inner.size() && (std::isalnum(static_cast<unsigned char>(inner[end])) || inner[end] == '_')) ++end;
+      while (end < inner.size() &&
+             (std::isalnum(static_cast<unsigned char>(inner[end])) || inner[end] == '_'))
+        ++end;
       out.push_back({Token::Kind::kName, std::string(inner.substr(pos, end - pos)), tag.line});
       pos = end;
     } else {
-      const auto op = std::find_if(std::begin(kOperators), std::end(kOperators),
-                                   [&](std::string_view o) { return inner.substr(pos, o.size()) == o; });
+      const auto op =
+          std::find_if(std::begin(kOperators), std::end(kOperators),
+                       [&](std::string_view o) { return inner.substr(pos, o.size()) == o; });
       if (op == std::end(kOperators)) fail("line {}: unexpected character '{}'", tag.line, c);
       out.push_back({Token::Kind::kOperator, std::string(*op), tag.line});
       pos += op->size();

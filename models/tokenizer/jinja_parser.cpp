@@ -34,7 +34,9 @@ class Parser {
   bool at_operator(std::string_view op) const {
     return peek().kind == Kind::kOperator && peek().text == op;
   }
-  bool at_name(std::string_view name) const { return peek().kind == Kind::kName && peek().text == name; }
+  bool at_name(std::string_view name) const {
+    return peek().kind == Kind::kName && peek().text == name;
+  }
   bool accept_operator(std::string_view op) {
     if (!at_operator(op)) return false;
     ++pos_;
@@ -46,14 +48,17 @@ class Parser {
     return true;
   }
   void expect_operator(std::string_view op) {
-    if (!accept_operator(op)) fail("line {}: expected '{}' but found '{}'", peek().line, op, peek().text);
+    if (!accept_operator(op))
+      fail("line {}: expected '{}' but found '{}'", peek().line, op, peek().text);
   }
   void expect(Kind kind, std::string_view what) {
-    if (peek().kind != kind) fail("line {}: expected {} but found '{}'", peek().line, what, peek().text);
+    if (peek().kind != kind)
+      fail("line {}: expected {} but found '{}'", peek().line, what, peek().text);
     ++pos_;
   }
   std::string expect_name() {
-    if (peek().kind != Kind::kName) fail("line {}: expected a name but found '{}'", peek().line, peek().text);
+    if (peek().kind != Kind::kName)
+      fail("line {}: expected a name but found '{}'", peek().line, peek().text);
     return next().text;
   }
 
@@ -160,7 +165,8 @@ class Parser {
     if (!accept_name("in")) fail("line {}: expected 'in' in for loop", node.line);
     node.expr = parse_or();  // not a full expression: a trailing 'if' filters the loop
     if (accept_name("if")) node.condition = parse_or();
-    if (accept_name("recursive")) fail_unsupported("line {}: recursive for loops are not supported", node.line);
+    if (accept_name("recursive"))
+      fail_unsupported("line {}: recursive for loops are not supported", node.line);
     expect(Kind::kBlockEnd, "'%}'");
     node.body = parse_body({"else", "endfor"});
     expect(Kind::kBlockBegin, "'{%'");
@@ -178,7 +184,8 @@ class Parser {
     if (accept_operator(".")) node.attribute = expect_name();
     while (accept_operator(",")) node.targets.push_back(expect_name());
     if (peek().kind == Kind::kBlockEnd) {
-      if (node.targets.size() != 1 || !node.attribute.empty()) fail("line {}: bad block set", node.line);
+      if (node.targets.size() != 1 || !node.attribute.empty())
+        fail("line {}: bad block set", node.line);
       next();
       node.kind = Node::Kind::kSetBlock;
       node.body = parse_body({"endset"});

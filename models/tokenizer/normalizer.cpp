@@ -102,8 +102,8 @@ class LowercaseNormalizer final : public Normalizer {
     for (std::size_t pos = 0; pos < text.size();) {
       const std::size_t length = utf8_sequence_length(text, pos);
       if (length == 0) return invalid_argument("Lowercase normalizer: invalid UTF-8");
-      append_utf8(out, static_cast<char32_t>(u_tolower(
-                           static_cast<UChar32>(decode_utf8_at(text, pos, length)))));
+      append_utf8(out, static_cast<char32_t>(
+                           u_tolower(static_cast<UChar32>(decode_utf8_at(text, pos, length)))));
       pos += length;
     }
     text = std::move(out);
@@ -159,11 +159,20 @@ StatusOr<std::unique_ptr<Normalizer>> make_normalizer(const json& spec) {
     return std::unique_ptr<Normalizer>(std::make_unique<AffixNormalizer>(affix, type == "Prepend"));
   }
   if (type == "Replace") return make_replace(spec);
-  if (type == "NFC") return std::unique_ptr<Normalizer>(std::make_unique<UnicodeNormalizer>(NormalizationForm::kNfc));
-  if (type == "NFD") return std::unique_ptr<Normalizer>(std::make_unique<UnicodeNormalizer>(NormalizationForm::kNfd));
-  if (type == "NFKC") return std::unique_ptr<Normalizer>(std::make_unique<UnicodeNormalizer>(NormalizationForm::kNfkc));
-  if (type == "NFKD") return std::unique_ptr<Normalizer>(std::make_unique<UnicodeNormalizer>(NormalizationForm::kNfkd));
-  if (type == "Lowercase") return std::unique_ptr<Normalizer>(std::make_unique<LowercaseNormalizer>());
+  if (type == "NFC")
+    return std::unique_ptr<Normalizer>(
+        std::make_unique<UnicodeNormalizer>(NormalizationForm::kNfc));
+  if (type == "NFD")
+    return std::unique_ptr<Normalizer>(
+        std::make_unique<UnicodeNormalizer>(NormalizationForm::kNfd));
+  if (type == "NFKC")
+    return std::unique_ptr<Normalizer>(
+        std::make_unique<UnicodeNormalizer>(NormalizationForm::kNfkc));
+  if (type == "NFKD")
+    return std::unique_ptr<Normalizer>(
+        std::make_unique<UnicodeNormalizer>(NormalizationForm::kNfkd));
+  if (type == "Lowercase")
+    return std::unique_ptr<Normalizer>(std::make_unique<LowercaseNormalizer>());
   if (type == "Strip") {
     return std::unique_ptr<Normalizer>(std::make_unique<StripNormalizer>(
         spec.value("strip_left", true), spec.value("strip_right", true)));

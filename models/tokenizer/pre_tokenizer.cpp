@@ -151,8 +151,8 @@ class MetaspacePreTokenizer final : public PreTokenizer {
         }
       }
       const bool starts_with_replacement = text.compare(0, replacement_.size(), replacement_) == 0;
-      const bool prepend = prepend_ == Prepend::kAlways ||
-                           (prepend_ == Prepend::kFirst && piece.at_start);
+      const bool prepend =
+          prepend_ == Prepend::kAlways || (prepend_ == Prepend::kFirst && piece.at_start);
       if (prepend && !starts_with_replacement) text.insert(0, replacement_);
       if (!split_) {
         if (!text.empty()) out.push_back({std::move(text), piece.at_start});
@@ -161,7 +161,8 @@ class MetaspacePreTokenizer final : public PreTokenizer {
       std::size_t begin = 0;
       for (std::size_t pos = text.find(replacement_, 1); pos != std::string::npos;
            pos = text.find(replacement_, pos + replacement_.size())) {
-        if (pos > begin) out.push_back({text.substr(begin, pos - begin), piece.at_start && begin == 0});
+        if (pos > begin)
+          out.push_back({text.substr(begin, pos - begin), piece.at_start && begin == 0});
         begin = pos;
       }
       if (begin < text.size()) out.push_back({text.substr(begin), piece.at_start && begin == 0});
@@ -211,8 +212,8 @@ StatusOr<std::unique_ptr<PreTokenizer>> make_split(const json& spec) {
   SW_ASSIGN_OR_RETURN(auto regex, compile_pattern(spec.at("pattern")));
   SW_ASSIGN_OR_RETURN(const SplitBehavior behavior,
                       parse_behavior(spec.at("behavior").get<std::string>()));
-  return std::unique_ptr<PreTokenizer>(std::make_unique<SplitPreTokenizer>(
-      std::move(regex), behavior, spec.value("invert", false)));
+  return std::unique_ptr<PreTokenizer>(
+      std::make_unique<SplitPreTokenizer>(std::move(regex), behavior, spec.value("invert", false)));
 }
 
 StatusOr<std::unique_ptr<PreTokenizer>> make_metaspace(const json& spec) {

@@ -3,7 +3,6 @@
 
 #include <pcre2.h>
 
-
 namespace shardwise::tokenizer {
 namespace {
 
@@ -65,8 +64,8 @@ StatusOr<std::unique_ptr<Regex>> Regex::compile(std::string_view pattern) {
   PCRE2_SIZE error_offset = 0;
   auto impl = std::make_unique<Impl>();
   impl->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(rewritten.data()), rewritten.size(),
-                             PCRE2_UTF | PCRE2_UCP | PCRE2_NO_UTF_CHECK, &error_code,
-                             &error_offset, nullptr);
+                             PCRE2_UTF | PCRE2_UCP | PCRE2_NO_UTF_CHECK, &error_code, &error_offset,
+                             nullptr);
   if (impl->code == nullptr) {
     PCRE2_UCHAR message[256];
     pcre2_get_error_message(error_code, message, sizeof(message));
@@ -90,8 +89,8 @@ Status Regex::find_all(std::string_view text,
                          match_data.get(), nullptr);
     if (rc < 0 && rc != PCRE2_ERROR_NOMATCH) {
       // The JIT stack can run out on pathological inputs; the interpreter has no such limit.
-      rc = pcre2_match(impl_->code, subject, text.size(), offset,
-                       PCRE2_NO_UTF_CHECK | PCRE2_NO_JIT, match_data.get(), nullptr);
+      rc = pcre2_match(impl_->code, subject, text.size(), offset, PCRE2_NO_UTF_CHECK | PCRE2_NO_JIT,
+                       match_data.get(), nullptr);
     }
     if (rc == PCRE2_ERROR_NOMATCH) break;
     if (rc < 0) return internal_error("regex '{}' failed with PCRE2 error {}", pattern_, rc);

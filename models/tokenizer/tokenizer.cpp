@@ -45,14 +45,15 @@ Status Tokenizer::encode_segment(std::string_view text, bool at_start,
       ids.push_back(segment.id);
       continue;
     }
-    SW_RETURN_IF_ERROR(encode_normalized(normalized.substr(segment.begin, segment.end - segment.begin),
-                                         at_start && segment.begin == 0, ids));
+    SW_RETURN_IF_ERROR(
+        encode_normalized(normalized.substr(segment.begin, segment.end - segment.begin),
+                          at_start && segment.begin == 0, ids));
   }
   return ok_status();
 }
 
 StatusOr<std::vector<int32_t>> Tokenizer::encode(std::string_view text,
-                                                  bool add_special_tokens) const {
+                                                 bool add_special_tokens) const {
   const std::size_t invalid = tokenizer::find_invalid_utf8(text);
   if (invalid != text.size()) {
     return invalid_argument("text is not valid UTF-8 (bad byte 0x{:02X} at offset {})",
@@ -132,8 +133,7 @@ StatusOr<std::string> Tokenizer::apply_chat_template(const nlohmann::json& messa
                                                      bool add_generation_prompt,
                                                      const nlohmann::json& extra_variables) const {
   if (!chat_template_) return failed_precondition("this tokenizer has no chat template");
-  return chat_template_->render(messages, add_generation_prompt, template_tokens_,
-                                extra_variables);
+  return chat_template_->render(messages, add_generation_prompt, template_tokens_, extra_variables);
 }
 
 }  // namespace shardwise

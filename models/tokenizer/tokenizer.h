@@ -10,13 +10,12 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "common/status.h"
 
@@ -39,9 +38,9 @@ class Tokenizer {
   static StatusOr<std::unique_ptr<Tokenizer>> load(const std::filesystem::path& dir);
 
   // From file contents; `tokenizer_config_json` and `generation_config_json` may be empty.
-  static StatusOr<std::unique_ptr<Tokenizer>> from_json(std::string_view tokenizer_json,
-                                                        std::string_view tokenizer_config_json = {},
-                                                        std::string_view generation_config_json = {});
+  static StatusOr<std::unique_ptr<Tokenizer>> from_json(
+      std::string_view tokenizer_json, std::string_view tokenizer_config_json = {},
+      std::string_view generation_config_json = {});
 
   ~Tokenizer();
   Tokenizer(const Tokenizer&) = delete;

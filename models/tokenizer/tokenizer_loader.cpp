@@ -85,7 +85,8 @@ Status Tokenizer::load_config(const json& config) {
   if (tokenizer_class.rfind("Llama", 0) == 0 &&
       (config.contains("add_bos_token") || config.contains("add_eos_token"))) {
     tokenizer::SpecialTokenTemplate rebuilt;
-    if (config.value("add_bos_token", true) && bos_token_id_) rebuilt.prefix.push_back(*bos_token_id_);
+    if (config.value("add_bos_token", true) && bos_token_id_)
+      rebuilt.prefix.push_back(*bos_token_id_);
     if (config.value("add_eos_token", false) && !eos_token_ids_.empty()) {
       rebuilt.suffix.push_back(eos_token_ids_.front());
     }
@@ -123,7 +124,8 @@ StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::from_json(std::string_view token
   try {
     const json& model = spec.at("model");
     const std::string type = model.value("type", "BPE");
-    if (type != "BPE") return unimplemented("tokenizer.json model type '{}' is not supported", type);
+    if (type != "BPE")
+      return unimplemented("tokenizer.json model type '{}' is not supported", type);
     SW_ASSIGN_OR_RETURN(tok->model_, tokenizer::BpeModel::from_json(model));
     SW_ASSIGN_OR_RETURN(auto added,
                         tokenizer::AddedVocabulary::from_json(spec.value("added_tokens", json())));
@@ -132,12 +134,14 @@ StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::from_json(std::string_view token
       SW_ASSIGN_OR_RETURN(tok->normalizer_, tokenizer::make_normalizer(spec["normalizer"]));
     }
     if (spec.contains("pre_tokenizer") && !spec["pre_tokenizer"].is_null()) {
-      SW_ASSIGN_OR_RETURN(tok->pre_tokenizer_, tokenizer::make_pre_tokenizer(spec["pre_tokenizer"]));
+      SW_ASSIGN_OR_RETURN(tok->pre_tokenizer_,
+                          tokenizer::make_pre_tokenizer(spec["pre_tokenizer"]));
     }
     if (spec.contains("decoder") && !spec["decoder"].is_null()) {
       SW_ASSIGN_OR_RETURN(tok->decoder_, tokenizer::make_decoder(spec["decoder"]));
     }
-    SW_ASSIGN_OR_RETURN(auto post, tokenizer::parse_post_processor(spec.value("post_processor", json())));
+    SW_ASSIGN_OR_RETURN(auto post,
+                        tokenizer::parse_post_processor(spec.value("post_processor", json())));
     tok->post_processor_ = std::make_unique<tokenizer::SpecialTokenTemplate>(std::move(post));
     tok->vocab_size_ = std::max(tok->model_->vocab_size(), tok->added_->id_limit());
 

@@ -35,8 +35,8 @@ StatusOr<std::string> unicode_normalize(std::string_view text, NormalizationForm
   if (U_FAILURE(error) || normalizer == nullptr) {
     return internal_error("ICU normalizer unavailable: {}", u_errorName(error));
   }
-  const icu::UnicodeString input =
-      icu::UnicodeString::fromUTF8(icu::StringPiece(text.data(), static_cast<int32_t>(text.size())));
+  const icu::UnicodeString input = icu::UnicodeString::fromUTF8(
+      icu::StringPiece(text.data(), static_cast<int32_t>(text.size())));
   if (normalizer->isNormalized(input, error) && U_SUCCESS(error)) return std::string(text);
   error = U_ZERO_ERROR;
   const icu::UnicodeString output = normalizer->normalize(input, error);

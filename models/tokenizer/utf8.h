@@ -13,9 +13,7 @@ inline constexpr std::string_view kReplacementChar = "\xEF\xBF\xBD";  // U+FFFD
 
 // Byte offset of the first invalid sequence, or text.size() when the text is valid UTF-8.
 std::size_t find_invalid_utf8(std::string_view text);
-inline bool is_valid_utf8(std::string_view text) {
-  return find_invalid_utf8(text) == text.size();
-}
+inline bool is_valid_utf8(std::string_view text) { return find_invalid_utf8(text) == text.size(); }
 
 // Length in bytes of the well-formed sequence starting at text[pos], 0 when it is not one.
 std::size_t utf8_sequence_length(std::string_view text, std::size_t pos);

@@ -41,8 +41,9 @@ void run_detokenize(const DetokenizeOptions& options) {
 void add_tokenize_commands(CLI::App& app) {
   auto tokenize_options = std::make_shared<TokenizeOptions>();
   CLI::App* tokenize = app.add_subcommand("tokenize", "Text -> token ids, as JSON");
-  tokenize->add_option("--model", tokenize_options->model_dir,
-                       "Folder with tokenizer.json and tokenizer_config.json")
+  tokenize
+      ->add_option("--model", tokenize_options->model_dir,
+                   "Folder with tokenizer.json and tokenizer_config.json")
       ->capture_default_str();
   tokenize->add_option("--text", tokenize_options->text, "Text to encode")->required();
   tokenize->add_flag("--no-special-tokens", tokenize_options->no_special_tokens,
@@ -51,8 +52,9 @@ void add_tokenize_commands(CLI::App& app) {
 
   auto detokenize_options = std::make_shared<DetokenizeOptions>();
   CLI::App* detokenize = app.add_subcommand("detokenize", "Token ids -> text, as JSON");
-  detokenize->add_option("--model", detokenize_options->model_dir,
-                         "Folder with tokenizer.json and tokenizer_config.json")
+  detokenize
+      ->add_option("--model", detokenize_options->model_dir,
+                   "Folder with tokenizer.json and tokenizer_config.json")
       ->capture_default_str();
   detokenize->add_option("--ids", detokenize_options->ids, "Token ids, comma-separated")
       ->delimiter(',')

@@ -1,8 +1,9 @@
 // Chat templates against transformers' renderings (rendered_reference.json) and llama.cpp's
 // test-chat-template cases, plus the Jinja features and errors the templates depend on.
+#include "models/tokenizer/chat_template.h"
+
 #include <gtest/gtest.h>
 
-#include "models/tokenizer/chat_template.h"
 #include "tests/support/test_support.h"
 #include "tests/unit/tokenizer/tokenizer_fixtures.h"
 
@@ -29,7 +30,8 @@ TEST(ChatTemplateReference, TransformersRenderings) {
   for (const auto& c : reference["cases"]) {
     const std::string name = c["template"];
     SCOPED_TRACE(name + " / " + c["conversation"].get<std::string>());
-    const bool qwen = name.rfind("qwen3-tokenizer", 0) == 0 || name.find("Qwen") != std::string::npos;
+    const bool qwen =
+        name.rfind("qwen3-tokenizer", 0) == 0 || name.find("Qwen") != std::string::npos;
     const Tokenizer& tokenizer = qwen ? qwen3_tokenizer() : llama3_tokenizer();
     const json& messages = reference["conversations"][c["conversation"].get<std::string>()];
     std::string text;
@@ -43,7 +45,8 @@ TEST(ChatTemplateReference, TransformersRenderings) {
       text = render(source, messages, c["add_generation_prompt"], special, c["kwargs"]);
     } else {
       ASSERT_TRUE(tokenizer.has_chat_template());
-      auto rendered = tokenizer.apply_chat_template(messages, c["add_generation_prompt"], c["kwargs"]);
+      auto rendered =
+          tokenizer.apply_chat_template(messages, c["add_generation_prompt"], c["kwargs"]);
       ASSERT_TRUE(rendered.ok()) << rendered.status().to_string();
       text = *rendered;
     }
@@ -116,12 +119,16 @@ TEST(ChatTemplate, QwenToolsAndReasoning) {
   const json tools = json::parse(R"([{"type": "function", "function": {"name": "get_weather"}}])");
   auto text = qwen3_tokenizer().apply_chat_template(messages, true, {{"tools", tools}});
   ASSERT_TRUE(text.ok()) << text.status().to_string();
-  EXPECT_NE(text->find("<tools>\n{\"function\": {\"name\": \"get_weather\"}, \"type\": \"function\"}\n</tools>"),
-            std::string::npos)
+  EXPECT_NE(
+      text->find(
+          "<tools>\n{\"function\": {\"name\": \"get_weather\"}, \"type\": \"function\"}\n</tools>"),
+      std::string::npos)
       << *text;
-  EXPECT_NE(text->find("<think>\nlook it up\n</think>\n\nCalling.\n<tool_call>\n{\"name\": "
-                       "\"get_weather\", \"arguments\": {\"city\": \"Paris\", \"days\": 2}}\n</tool_call>"),
-            std::string::npos)
+  EXPECT_NE(
+      text->find(
+          "<think>\nlook it up\n</think>\n\nCalling.\n<tool_call>\n{\"name\": "
+          "\"get_weather\", \"arguments\": {\"city\": \"Paris\", \"days\": 2}}\n</tool_call>"),
+      std::string::npos)
       << *text;
   EXPECT_NE(text->find("<|im_start|>user\n<tool_response>\nsunny\n</tool_response><|im_end|>\n"),
             std::string::npos)
@@ -141,18 +148,28 @@ TEST(ChatTemplate, JinjaSubset) {
       {"{% for x in [1,2,3] %}{{ loop.index }}{{ '-' if not loop.last }}{% endfor %}", "1-2-3"},
       {"{% for x in [1,2,3] if x != 2 %}{{ x }}{% else %}none{% endfor %}", "13"},
       {"{% for x in [] %}{{ x }}{% else %}empty{% endfor %}", "empty"},
-      {"{% set ns = namespace(n=0) %}{% for i in range(4) %}{% set ns.n = ns.n + i %}{% endfor %}{{ ns.n }}", "6"},
-      {"{% for i in range(5) %}{% if i == 3 %}{% break %}{% endif %}{% if i == 1 %}{% continue %}{% endif %}{{ i }}{% endfor %}", "02"},
-      {"{{ x is defined }}{{ y is not defined }}{{ none is none }}{{ 'a' is string }}{{ 3 is odd }}", "FalseTrueTrueTrueTrue"},
-      {"{{ [3,1,2] | sort | join(',') }}|{{ ['a','b'] | reject('equalto', 'a') | list }}", "1,2,3|['b']"},
+      {"{% set ns = namespace(n=0) %}{% for i in range(4) %}{% set ns.n = ns.n + i %}{% endfor "
+       "%}{{ ns.n }}",
+       "6"},
+      {"{% for i in range(5) %}{% if i == 3 %}{% break %}{% endif %}{% if i == 1 %}{% continue "
+       "%}{% endif %}{{ i }}{% endfor %}",
+       "02"},
+      {"{{ x is defined }}{{ y is not defined }}{{ none is none }}{{ 'a' is string }}{{ 3 is odd "
+       "}}",
+       "FalseTrueTrueTrueTrue"},
+      {"{{ [3,1,2] | sort | join(',') }}|{{ ['a','b'] | reject('equalto', 'a') | list }}",
+       "1,2,3|['b']"},
       {"{{ {'b': 1, 'a': [true, none]} | tojson }}", "{\"b\": 1, \"a\": [true, null]}"},
       {"{{ {'a': 1} | tojson(indent=2) }}", "{\n  \"a\": 1\n}"},
-      {"{% macro greet(name, punct='!') %}Hi {{ name }}{{ punct }}{% endmacro %}{{ greet('Bo') }}", "Hi Bo!"},
+      {"{% macro greet(name, punct='!') %}Hi {{ name }}{{ punct }}{% endmacro %}{{ greet('Bo') }}",
+       "Hi Bo!"},
       {"{% set block %}in{{ 1 + 2 }}{% endset %}{{ block | upper }}", "IN3"},
       {"{{ 7 // 2 }} {{ -7 // 2 }} {{ 7 % 3 }} {{ 2 ** 3 }} {{ 1 / 2 }}", "3 -4 1 8 0.5"},
-      {"{{ 'x' if false }}|{{ 'ab' * 2 }}|{{ 'b' in 'abc' }}|{{ 2 not in [1] }}", "|abab|True|True"},
+      {"{{ 'x' if false }}|{{ 'ab' * 2 }}|{{ 'b' in 'abc' }}|{{ 2 not in [1] }}",
+       "|abab|True|True"},
       {"{{ {'a': 1}.items() | list }}{{ {'a': 1}.get('b', 5) }}", "[['a', 1]]5"},
-      {"{{ messages | length }}{{ messages[0].role }}{{ messages[-1]['content'] | default('z') }}", "1userhi"},
+      {"{{ messages | length }}{{ messages[0].role }}{{ messages[-1]['content'] | default('z') }}",
+       "1userhi"},
   };
   const json messages = json::array({{{"role", "user"}, {"content", "hi"}}});
   for (const JinjaCase& c : cases) {
@@ -184,9 +201,11 @@ TEST(ChatTemplate, ErrorsNameTheConstruct) {
     StatusCode code;
     const char* message;
   } cases[] = {
-      {"{% include 'x' %}", StatusCode::kUnimplemented, "unsupported Jinja statement '{% include %}'"},
+      {"{% include 'x' %}", StatusCode::kUnimplemented,
+       "unsupported Jinja statement '{% include %}'"},
       {"{{ x | frobnicate }}", StatusCode::kUnimplemented, "unsupported Jinja filter 'frobnicate'"},
-      {"{{ x is frobnicated }}", StatusCode::kUnimplemented, "unsupported Jinja test 'frobnicated'"},
+      {"{{ x is frobnicated }}", StatusCode::kUnimplemented,
+       "unsupported Jinja test 'frobnicated'"},
       {"{{ raise_exception('bad turn') }}", StatusCode::kInvalidArgument, "bad turn"},
       {"{% if x %}", StatusCode::kInvalidArgument, "missing 'endif'"},
       {"{{ 'abc' ", StatusCode::kInvalidArgument, "unterminated"},

@@ -23,7 +23,9 @@ nlohmann::json tiny_tokenizer_json() {
   })");
 }
 
-Status load_status(const std::string& json_text) { return Tokenizer::from_json(json_text).status(); }
+Status load_status(const std::string& json_text) {
+  return Tokenizer::from_json(json_text).status();
+}
 
 TEST(TokenizerErrors, TinyTokenizerWorks) {
   auto tokenizer = Tokenizer::from_json(tiny_tokenizer_json().dump());
@@ -59,9 +61,10 @@ TEST(TokenizerErrors, UnknownModelType) {
 }
 
 TEST(TokenizerErrors, UnsupportedComponentsAreNamed) {
-  const std::pair<const char*, const char*> cases[] = {
-      {"normalizer", "BertNormalizer"}, {"pre_tokenizer", "Whitespace"}, {"decoder", "WordPiece"},
-      {"post_processor", "Fancy"}};
+  const std::pair<const char*, const char*> cases[] = {{"normalizer", "BertNormalizer"},
+                                                       {"pre_tokenizer", "Whitespace"},
+                                                       {"decoder", "WordPiece"},
+                                                       {"post_processor", "Fancy"}};
   for (const auto& [section, type] : cases) {
     nlohmann::json spec = tiny_tokenizer_json();
     spec[section] = {{"type", type}};
@@ -81,7 +84,8 @@ TEST(TokenizerErrors, MergeOutsideVocabulary) {
 
 TEST(TokenizerErrors, BadRegex) {
   nlohmann::json spec = tiny_tokenizer_json();
-  spec["pre_tokenizer"] = {{"type", "Split"}, {"pattern", {{"Regex", "(unclosed"}}}, {"behavior", "Isolated"}};
+  spec["pre_tokenizer"] = {
+      {"type", "Split"}, {"pattern", {{"Regex", "(unclosed"}}}, {"behavior", "Isolated"}};
   const Status status = load_status(spec.dump());
   EXPECT_EQ(status.code(), StatusCode::kInvalidArgument);
   EXPECT_NE(status.message().find("(unclosed"), std::string::npos) << status.to_string();
@@ -96,8 +100,8 @@ TEST(TokenizerErrors, BadChatTemplate) {
 }
 
 TEST(TokenizerErrors, InvalidUtf8Text) {
-  for (const std::string& text : {std::string("abc\xFF"), std::string("\xC3"), std::string("\xED\xA0\x80"),
-                                 std::string("ok \xE2\x82")}) {
+  for (const std::string& text : {std::string("abc\xFF"), std::string("\xC3"),
+                                  std::string("\xED\xA0\x80"), std::string("ok \xE2\x82")}) {
     auto ids = llama3_tokenizer().encode(text, true);
     EXPECT_EQ(ids.status().code(), StatusCode::kInvalidArgument);
     EXPECT_NE(ids.status().message().find("UTF-8"), std::string::npos) << ids.status().to_string();

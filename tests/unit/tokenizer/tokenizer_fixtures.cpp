@@ -16,8 +16,7 @@ std::unique_ptr<Tokenizer> must_load(const std::filesystem::path& dir) {
 
 std::unique_ptr<Tokenizer> must_parse(const std::filesystem::path& json_path,
                                       const std::filesystem::path& config_path) {
-  auto tokenizer =
-      Tokenizer::from_json(read_text_file(json_path), read_text_file(config_path));
+  auto tokenizer = Tokenizer::from_json(read_text_file(json_path), read_text_file(config_path));
   if (!tokenizer.ok()) throw std::runtime_error(tokenizer.status().to_string());
   return std::move(tokenizer).value();
 }

@@ -2,9 +2,8 @@
 // test process (the Llama 3 and Qwen3 files are ~10 MB of JSON).
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 

@@ -36,12 +36,11 @@ std::string utf8(char32_t cp) {
 // marks, CJK, emoji (with ZWJ and skin tones) and rare planes.
 std::string random_text(std::mt19937& rng) {
   static const std::vector<std::pair<char32_t, char32_t>> kRanges = {
-      {'a', 'z'},        {'A', 'Z'},         {'0', '9'},         {' ', ' '},
-      {'\n', '\n'},      {'\t', '\t'},       {'!', '/'},         {0xC0, 0xFF},
-      {0x300, 0x36F},    {0x400, 0x44F},     {0x4E00, 0x4FFF},   {0x3040, 0x30FF},
-      {0xAC00, 0xAC80},  {0x1780, 0x17FF},   {0x1F600, 0x1F64F}, {0x1F3FB, 0x1F3FF},
-      {0x200D, 0x200D},  {0x2581, 0x2581},   {0xE000, 0xE010},   {0x10000, 0x10050},
-      {0x0600, 0x06FF},  {0x3000, 0x3000},   {0xA0, 0xA0},       {0x1D400, 0x1D420}};
+      {'a', 'z'},         {'A', 'Z'},       {'0', '9'},       {' ', ' '},        {'\n', '\n'},
+      {'\t', '\t'},       {'!', '/'},       {0xC0, 0xFF},     {0x300, 0x36F},    {0x400, 0x44F},
+      {0x4E00, 0x4FFF},   {0x3040, 0x30FF}, {0xAC00, 0xAC80}, {0x1780, 0x17FF},  {0x1F600, 0x1F64F},
+      {0x1F3FB, 0x1F3FF}, {0x200D, 0x200D}, {0x2581, 0x2581}, {0xE000, 0xE010},  {0x10000, 0x10050},
+      {0x0600, 0x06FF},   {0x3000, 0x3000}, {0xA0, 0xA0},     {0x1D400, 0x1D420}};
   std::uniform_int_distribution<std::size_t> length(0, 40);
   std::uniform_int_distribution<std::size_t> pick(0, kRanges.size() - 1);
   std::string text;
@@ -65,7 +64,8 @@ const Named kTokenizers[] = {{"llama3", llama3_tokenizer},
                              {"stories260K-metaspace", stories_metaspace_tokenizer}};
 
 // Concatenated incremental output equals the full decode; no delta splits a UTF-8 sequence.
-void check_incremental(const Tokenizer& tokenizer, const std::vector<int32_t>& ids, bool skip_special) {
+void check_incremental(const Tokenizer& tokenizer, const std::vector<int32_t>& ids,
+                       bool skip_special) {
   auto full = tokenizer.decode(ids, skip_special);
   ASSERT_TRUE(full.ok());
   IncrementalDecoder decoder(tokenizer, skip_special);
@@ -74,7 +74,8 @@ void check_incremental(const Tokenizer& tokenizer, const std::vector<int32_t>& i
     auto delta = decoder.push(ids[i]);
     ASSERT_TRUE(delta.ok()) << delta.status().to_string();
     ASSERT_TRUE(full->compare(streamed.size(), delta->size(), *delta) == 0)
-        << "after " << i + 1 << " ids the stream diverged: '" << streamed + *delta << "' vs '" << *full << "'";
+        << "after " << i + 1 << " ids the stream diverged: '" << streamed + *delta << "' vs '"
+        << *full << "'";
     streamed += *delta;
   }
   auto rest = decoder.flush();
@@ -141,7 +142,8 @@ TEST(TokenizerProperty, IncrementalMatchesFullDecodeOnRandomIds) {
                         {qwen3_tokenizer(), 0, 255}};
   std::mt19937 rng(99);
   for (const Case& c : cases) {
-    std::uniform_int_distribution<int32_t> any(0, static_cast<int32_t>(c.tokenizer.vocab_size()) - 1);
+    std::uniform_int_distribution<int32_t> any(0,
+                                               static_cast<int32_t>(c.tokenizer.vocab_size()) - 1);
     std::uniform_int_distribution<int32_t> byte(c.byte_lo, c.byte_hi);
     for (int i = 0; i < 400; ++i) {
       std::vector<int32_t> ids(std::uniform_int_distribution<int>(1, 24)(rng));

@@ -123,7 +123,8 @@ TEST(TokenizerReference, Stories260KBothTokenizerJsonStyles) {
     SCOPED_TRACE(input);
     const Ids legacy = c["tokenizer_json_ids"].get<Ids>();
     EXPECT_EQ(encode(stories_tokenizer(), input, false), legacy);
-    EXPECT_EQ(decode(stories_tokenizer(), legacy, false), c["tokenizer_json_decoded"].get<std::string>());
+    EXPECT_EQ(decode(stories_tokenizer(), legacy, false),
+              c["tokenizer_json_decoded"].get<std::string>());
     const Ids metaspace = c["metaspace_variant_ids"].get<Ids>();
     EXPECT_EQ(encode(stories_metaspace_tokenizer(), input, false), metaspace);
     EXPECT_EQ(decode(stories_metaspace_tokenizer(), metaspace, false),
