@@ -58,10 +58,10 @@ Value filter_items(const Value& input, Arguments& args, bool keep, bool by_attri
 }
 
 Value map_items(const Value& input, Arguments& args) {
-  const Value attribute = args.get(99, "attribute");
+  const Value attribute = args.keyword_only("attribute");
   Array out;
   if (!attribute.is_undefined()) {
-    const Value fallback = args.get(99, "default");
+    const Value fallback = args.keyword_only("default");
     for (const Value& item : iterate(input)) {
       Value mapped = attribute_of(item, attribute);
       out.push_back(mapped.is_undefined() && !fallback.is_undefined() ? fallback : mapped);
@@ -130,7 +130,7 @@ Value indent_text(const Value& input, Arguments& args) {
 
 Value tojson(const Value& input, Arguments& args) {
   const Value indent = args.get(0, "indent");
-  if (!args.get(99, "separators").is_undefined() || args.get(99, "sort_keys").truthy()) {
+  if (!args.keyword_only("separators").is_undefined() || args.keyword_only("sort_keys").truthy()) {
     fail_unsupported("tojson: separators= and sort_keys= are not supported");
   }
   return Value(input.to_json(indent.is_int() ? static_cast<int>(indent.as_int()) : -1));

@@ -287,4 +287,11 @@ Value Arguments::get(std::size_t index, std::string_view name) const {
   return Value();
 }
 
+Value Arguments::keyword_only(std::string_view name) const {
+  for (const auto& [key, value] : keyword) {
+    if (key == name) return value;
+  }
+  return Value();
+}
+
 }  // namespace shardwise::tokenizer::jinja

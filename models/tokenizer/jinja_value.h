@@ -123,6 +123,8 @@ struct Arguments {
 
   // Positional `index`, or keyword `name`, or undefined.
   Value get(std::size_t index, std::string_view name) const;
+  // Keyword `name` only, or undefined.
+  Value keyword_only(std::string_view name) const;
 };
 
 }  // namespace shardwise::tokenizer::jinja
