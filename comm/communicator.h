@@ -9,6 +9,11 @@ namespace shardwise {
 
 class Communicator {
  public:
+  // kTimed: the collective must finish within the communicator's timeout (every collective
+  // inside a step). kIdle: may wait indefinitely (a follower waiting for the next step while
+  // the replica has no work).
+  enum class Wait { kTimed, kIdle };
+
   virtual ~Communicator() = default;
   virtual int rank() const = 0;
   virtual int size() const = 0;
@@ -18,7 +23,7 @@ class Communicator {
   // Concatenates each rank's `send` (counts[r] floats from rank r) into `recv` in rank order.
   virtual void all_gather(const float* send, std::span<const std::size_t> counts, float* recv) = 0;
   // Copies `bytes` bytes from `root` to every rank.
-  virtual void broadcast(void* data, std::size_t bytes, int root) = 0;
+  virtual void broadcast(void* data, std::size_t bytes, int root, Wait wait = Wait::kTimed) = 0;
   virtual void barrier() = 0;
 };
 
@@ -29,7 +34,7 @@ class SoloCommunicator final : public Communicator {
   int size() const override { return 1; }
   void all_reduce_sum(float*, std::size_t) override {}
   void all_gather(const float* send, std::span<const std::size_t> counts, float* recv) override;
-  void broadcast(void*, std::size_t, int) override {}
+  void broadcast(void*, std::size_t, int, Wait) override {}
   void barrier() override {}
 };
 

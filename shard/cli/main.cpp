@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   CLI::App app{"shardwise: Llama-family inference on CPU and GPU clusters.\n"
                "Logs go to stderr; results (JSON) to stdout."};
   app.require_subcommand(1);
+  app.fallthrough();  // global options may follow the subcommand too
   int threads = 0;
   std::string log_level = "info";
   app.add_option("--threads", threads, "CPU threads for kernels and GEMMs (0: all cores)")

@@ -1,0 +1,152 @@
+// shardwise-shard: one rank of a tensor-parallel model replica, launched by mpirun or srun.
+// World = replicas x TP ranks; rank 0 of each group leads (schedules, samples, broadcasts a
+// StepPlan every step) and the others follow. Today it runs in one-shot mode (--ids): rank 0
+// prints the same JSON as `shardwise generate`.
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "comm/mpi_communicator.h"
+#include "comm/mpi_session.h"
+#include "common/logging.h"
+#include "kernels/cpu/cpu_threads.h"
+#include "shard/generator.h"
+#include "shard/tp_model_runner.h"
+
+namespace shardwise {
+namespace {
+
+struct ShardOptions {
+  std::string model_dir = SHARDWISE_DEFAULT_MODEL_DIR;
+  int tp = 1;
+  std::string device = "cpu";
+  std::vector<int32_t> ids;
+  int max_new_tokens = 64;
+  SamplingParams sampling;
+  bool ignore_eos = false;
+  int block_size = 16;
+  int num_kv_blocks = 0;  // 0: enough for one full context window
+  double collective_timeout_s = 60;
+  int threads = 0;
+  std::string log_level = "info";
+};
+
+void add_options(CLI::App& app, ShardOptions& o) {
+  app.add_option("--model", o.model_dir, "Hugging Face model folder")->capture_default_str();
+  app.add_option("--tp", o.tp, "Tensor-parallel degree: ranks per replica (world size must be a "
+                               "multiple)")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--device", o.device, "Where the model runs")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"cpu", "cuda"}));
+  app.add_option("--ids", o.ids, "One-shot mode: prompt token ids, comma-separated")
+      ->delimiter(',')
+      ->required();
+  app.add_option("--max-new-tokens", o.max_new_tokens, "Tokens to generate")->capture_default_str();
+  app.add_option("--temperature", o.sampling.temperature, "0 is greedy")->capture_default_str();
+  app.add_option("--top-k", o.sampling.top_k, "0: off")->capture_default_str();
+  app.add_option("--top-p", o.sampling.top_p, "1: off")->capture_default_str();
+  app.add_option("--seed", o.sampling.seed, "Sampling seed")->capture_default_str();
+  app.add_flag("--ignore-eos", o.ignore_eos, "Generate past end-of-sequence tokens");
+  app.add_option("--block-size", o.block_size, "KV cache block size in tokens")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--num-kv-blocks", o.num_kv_blocks,
+                 "KV cache blocks per rank (0: one full context window)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--collective-timeout", o.collective_timeout_s,
+                 "Seconds a collective may take before the group is aborted")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--threads", o.threads,
+                 "CPU threads per rank (0: this host's cores shared among its ranks)")
+      ->capture_default_str();
+  app.add_option("--log-level", o.log_level, "trace, debug, info, warn, error or off")
+      ->capture_default_str();
+}
+
+// Every rank learns whether any rank failed, so no rank waits in a collective for a rank that
+// has already given up.
+bool any_rank_failed(Communicator& comm, bool failed) {
+  float flag = failed ? 1.0f : 0.0f;
+  comm.all_reduce_sum(&flag, 1);
+  return flag > 0;
+}
+
+int run(const ShardOptions& o, const MpiSession& session) {
+  const ParallelConfig& config = session.config();
+  if (o.device == "cuda") {
+    log()->error("--device cuda: the GPU backend is not part of this build of shardwise-shard yet; "
+                 "use --device cpu");
+    return 2;
+  }
+  MpiCommunicator comm(session.tp_group(), std::chrono::milliseconds(
+                                               static_cast<long>(o.collective_timeout_s * 1000)));
+  log()->info("replica {} of {}, tp rank {} of {}, loading {}", config.replica(),
+              config.num_replicas(), config.tp().rank, config.tp_size, o.model_dir);
+  auto model = load_llama_model(o.model_dir, comm);
+  if (!model.ok()) log()->error("{}", model.status().to_string());
+  if (any_rank_failed(comm, !model.ok())) return 1;
+
+  LlamaModel& llama = **model;
+  const int num_kv_blocks = o.num_kv_blocks > 0
+                                ? o.num_kv_blocks
+                                : (llama.config().max_position_embeddings + o.block_size - 1) / o.block_size;
+  if (!config.is_leader()) {
+    Status status = run_follower_loop(llama, comm, num_kv_blocks, o.block_size);
+    if (!status.ok()) {
+      log()->critical("follower: {}", status.to_string());
+      MPI_Abort(MPI_COMM_WORLD, 1);
+    }
+    return 0;
+  }
+
+  GenerationRequest request;
+  request.prompt_ids = o.ids;
+  request.max_new_tokens = o.max_new_tokens;
+  request.sampling = o.sampling;
+  if (!o.ignore_eos) {
+    request.stop_token_ids.assign(llama.config().eos_token_ids.begin(),
+                                  llama.config().eos_token_ids.end());
+  }
+  StatusOr<GenerationResult> result = [&] {
+    LeaderModelRunner runner(llama, comm, num_kv_blocks, o.block_size);
+    return generate(runner, request);
+  }();  // the runner's destructor has released the followers
+  if (!result.ok()) {
+    log()->error("{}", result.status().to_string());
+    return 1;
+  }
+  if (config.world_rank == 0) {
+    std::cout << nlohmann::json{{"token_ids", result->token_ids}}.dump() << std::endl;
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace shardwise
+
+int main(int argc, char** argv) {
+  CLI::App app{"shardwise-shard: one rank of a tensor-parallel replica.\n"
+               "  mpirun -np 2 shardwise-shard --model DIR --tp 2 --ids 1,403 --max-new-tokens 8"};
+  shardwise::ShardOptions options;
+  shardwise::add_options(app, options);
+  CLI11_PARSE(app, argc, argv);
+  if (!shardwise::set_log_level(options.log_level)) {
+    std::cerr << "unknown --log-level " << options.log_level << "\n";
+    return 2;
+  }
+  auto session = shardwise::MpiSession::start(&argc, &argv, options.tp);
+  if (!session.ok()) {
+    shardwise::log()->error("{}", session.status().to_string());
+    return 2;
+  }
+  // Ranks sharing a host share its cores: oversubscribed OpenMP/BLAS pools thrash.
+  const int cores = static_cast<int>(std::thread::hardware_concurrency());
+  shardwise::cpu::set_cpu_threads(options.threads > 0
+                                      ? options.threads
+                                      : (*session)->config().cpu_threads_per_rank(cores));
+  return shardwise::run(options, **session);
+}
