@@ -1,0 +1,107 @@
+#include "shard/cli/batch_requests.h"
+
+#include <algorithm>
+#include <type_traits>
+
+namespace shardwise::cli {
+namespace {
+
+using nlohmann::json;
+
+// Reads `key` into `out` when present; a value of the wrong JSON type is an error.
+template <typename T>
+Status read_number(const json& line, const char* key, T& out) {
+  const auto it = line.find(key);
+  if (it == line.end()) return ok_status();
+  if constexpr (std::is_floating_point_v<T>) {
+    if (!it->is_number()) return invalid_argument("\"{}\" must be a number", key);
+  } else if constexpr (std::is_unsigned_v<T>) {
+    if (!it->is_number_unsigned()) return invalid_argument("\"{}\" must be an integer >= 0", key);
+  } else {
+    if (!it->is_number_integer()) return invalid_argument("\"{}\" must be an integer", key);
+  }
+  out = it->get<T>();
+  return ok_status();
+}
+
+Status read_token_ids(const json& line, const char* key, std::vector<int32_t>& out) {
+  const auto it = line.find(key);
+  if (it == line.end()) return ok_status();
+  if (!it->is_array()) return invalid_argument("\"{}\" must be an array of token ids", key);
+  for (const json& id : *it) {
+    if (!id.is_number_integer()) return invalid_argument("\"{}\" must hold integers", key);
+    out.push_back(id.get<int32_t>());
+  }
+  return ok_status();
+}
+
+Status read_sampling(const json& line, SamplingParams& params) {
+  SW_RETURN_IF_ERROR(read_number(line, "max_tokens", params.max_tokens));
+  SW_RETURN_IF_ERROR(read_number(line, "temperature", params.temperature));
+  SW_RETURN_IF_ERROR(read_number(line, "top_p", params.top_p));
+  SW_RETURN_IF_ERROR(read_number(line, "top_k", params.top_k));
+  SW_RETURN_IF_ERROR(read_number(line, "min_p", params.min_p));
+  SW_RETURN_IF_ERROR(read_number(line, "repetition_penalty", params.repetition_penalty));
+  SW_RETURN_IF_ERROR(read_number(line, "frequency_penalty", params.frequency_penalty));
+  SW_RETURN_IF_ERROR(read_number(line, "presence_penalty", params.presence_penalty));
+  SW_RETURN_IF_ERROR(read_number(line, "seed", params.seed));
+  SW_RETURN_IF_ERROR(read_token_ids(line, "stop_token_ids", params.stop_token_ids));
+  if (const auto it = line.find("ignore_eos"); it != line.end()) {
+    if (!it->is_boolean()) return invalid_argument("\"ignore_eos\" must be true or false");
+    params.ignore_eos = it->get<bool>();
+  }
+  if (const auto it = line.find("logprobs"); it != line.end() && !it->is_null()) {
+    if (!it->is_number_integer()) return invalid_argument("\"logprobs\" must be an integer");
+    params.logprobs = it->get<int>();
+  }
+  return ok_status();
+}
+
+constexpr const char* kKnownFields[] = {"id",
+                                        "token_ids",
+                                        "prompt",
+                                        "max_tokens",
+                                        "temperature",
+                                        "top_p",
+                                        "top_k",
+                                        "min_p",
+                                        "repetition_penalty",
+                                        "frequency_penalty",
+                                        "presence_penalty",
+                                        "seed",
+                                        "stop_token_ids",
+                                        "ignore_eos",
+                                        "logprobs"};
+
+}  // namespace
+
+StatusOr<BatchItem> parse_batch_line(std::string_view text, uint64_t default_seed) {
+  const json line = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (line.is_discarded()) return invalid_argument("not valid JSON");
+  if (!line.is_object()) return invalid_argument("expected a JSON object");
+  for (const auto& [key, value] : line.items()) {
+    if (std::find(std::begin(kKnownFields), std::end(kKnownFields), key) ==
+        std::end(kKnownFields)) {
+      return invalid_argument("unknown field \"{}\"", key);
+    }
+  }
+  BatchItem item;
+  const auto id = line.find("id");
+  if (id == line.end() || !(id->is_string() || id->is_number_integer())) {
+    return invalid_argument("\"id\" (a string or an integer) is required");
+  }
+  item.id = *id;
+  const bool has_ids = line.contains("token_ids"), has_prompt = line.contains("prompt");
+  if (has_ids == has_prompt)
+    return invalid_argument("give exactly one of \"token_ids\" and \"prompt\"");
+  SW_RETURN_IF_ERROR(read_token_ids(line, "token_ids", item.token_ids));
+  if (has_prompt) {
+    if (!line["prompt"].is_string()) return invalid_argument("\"prompt\" must be a string");
+    item.prompt = line["prompt"].get<std::string>();
+  }
+  item.sampling.seed = default_seed;
+  SW_RETURN_IF_ERROR(read_sampling(line, item.sampling));
+  return item;
+}
+
+}  // namespace shardwise::cli

@@ -1,0 +1,102 @@
+// `shardwise batch` as a user runs it: a real process reading and writing JSON Lines.
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "tests/support/test_support.h"
+
+namespace shardwise {
+namespace {
+
+using nlohmann::json;
+
+struct Run {
+  int exit_code = -1;
+  std::string err;
+  std::vector<json> results;
+};
+
+Run run_batch(const std::string& name, const std::string& input, const std::string& flags = "") {
+  const auto dir = testing::scratch_dir("batch-cli-" + name);
+  std::ofstream(dir / "in.jsonl") << input;
+  const std::string command =
+      std::string(SHARDWISE_BIN_DIR) + "/shardwise --threads 1 batch --input " +
+      (dir / "in.jsonl").string() + " --output " + (dir / "out.jsonl").string() + " " + flags +
+      " 2>" + (dir / "err").string();
+  Run run;
+  const int status = std::system(command.c_str());
+  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  run.err = testing::read_text_file(dir / "err");
+  if (std::filesystem::exists(dir / "out.jsonl")) {
+    std::ifstream out(dir / "out.jsonl");
+    for (std::string line; std::getline(out, line);) run.results.push_back(json::parse(line));
+  }
+  return run;
+}
+
+const std::string kRequests =
+    R"({"id": "bos", "token_ids": [1], "max_tokens": 12})"
+    "\n"
+    R"({"id": 7, "prompt": "Once upon a time", "max_tokens": 30, "temperature": 0.9, "seed": 5})"
+    "\n\n"
+    R"({"id": "short", "token_ids": [1, 403, 407], "max_tokens": 3, "ignore_eos": true})"
+    "\n";
+
+TEST(BatchCli, WritesOneResultPerRequestInInputOrder) {
+  auto run = run_batch("order", kRequests);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  ASSERT_EQ(run.results.size(), 3u);
+  EXPECT_EQ(run.results[0]["id"], "bos");
+  EXPECT_EQ(run.results[1]["id"], 7);
+  EXPECT_EQ(run.results[2]["id"], "short");
+  // Greedy from BOS: the same tokens as `shardwise generate` (cli_test.cpp).
+  EXPECT_EQ(run.results[0]["token_ids"],
+            (std::vector<int>{403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315, 421}));
+  EXPECT_EQ(run.results[0]["finish_reason"], "length");
+  EXPECT_EQ(run.results[0]["text"], "Once upon a time, there was a little girl");
+  EXPECT_EQ(run.results[2]["token_ids"].size(), 3u);
+  for (const auto& result : run.results) {
+    EXPECT_TRUE(result["finish_reason"] == "length" || result["finish_reason"] == "stop");
+    EXPECT_TRUE(result.contains("text"));
+  }
+  EXPECT_NE(run.err.find("3/3 requests"), std::string::npos) << run.err;
+  EXPECT_NE(run.err.find("tokens/s"), std::string::npos) << run.err;
+}
+
+TEST(BatchCli, SameResultsUnderCachePressureAndSmallSteps) {
+  auto roomy = run_batch("roomy", kRequests);
+  auto tight = run_batch("tight", kRequests, "--num-kv-blocks 3 --max-batch-tokens 5");
+  ASSERT_EQ(roomy.exit_code, 0) << roomy.err;
+  ASSERT_EQ(tight.exit_code, 0) << tight.err;
+  EXPECT_EQ(roomy.results, tight.results);
+}
+
+TEST(BatchCli, ABadLineFailsNamingItsLineBeforeAnyWork) {
+  const std::string good = R"({"id": "a", "token_ids": [1]})"
+                           "\n";
+  struct Case {
+    std::string line;
+    std::string message;
+  };
+  for (const Case& c : std::vector<Case>{
+           {R"({"id": "b", "token_ids": [1], "temperature": -1})", "line 2: temperature"},
+           {R"({"id": "b", "token_ids": [1], "top_p": 0})", "line 2: top_p"},
+           {R"({"id": "b", "token_ids": [1], "max_tokens": 0})", "line 2: max_tokens"},
+           {R"({"id": "b", "token_ids": [1], "max_tokens": 600})", "line 2: prompt (1 tokens)"},
+           {R"({"id": "b", "tokens": [1]})", "line 2: unknown field \"tokens\""},
+           {R"({"id": "b"})", "line 2: give exactly one of"},
+           {R"({"id": "b", "token_ids": [1, 9999]})", "line 2: prompt token id 9999"},
+           {R"({"token_ids": [1]})", "line 2: \"id\""},
+           {R"({"id": "b", "token_ids": [1])", "line 2: not valid JSON"},
+       }) {
+    auto run = run_batch("bad", good + c.line + "\n");
+    EXPECT_NE(run.exit_code, 0) << c.line;
+    EXPECT_NE(run.err.find(c.message), std::string::npos) << c.line << "\n" << run.err;
+    EXPECT_TRUE(run.results.empty()) << c.line;
+  }
+}
+
+}  // namespace
+}  // namespace shardwise
