@@ -94,7 +94,7 @@ Status Engine::step() {
   }
   cancel_requests_.clear();
 
-  const StepPlan plan = scheduler_.schedule();
+  const SchedulerOutput plan = scheduler_.schedule();
   stats_.preemptions += static_cast<int64_t>(plan.preempted.size());
   if (plan.chunks.empty()) return ok_status();
   auto logits = runner_.execute(build_batch(plan));
@@ -111,7 +111,7 @@ Status Engine::step() {
   return ok_status();
 }
 
-ForwardBatch Engine::build_batch(const StepPlan& plan) const {
+ForwardBatch Engine::build_batch(const SchedulerOutput& plan) const {
   const int block_size = blocks_.block_size();
   ForwardBatch batch;
   for (const auto& chunk : plan.chunks) {
@@ -145,7 +145,7 @@ bool Engine::is_stop_token(const Sequence& seq, int32_t token) const {
   return !seq.params.ignore_eos && std::find(eos.begin(), eos.end(), token) != eos.end();
 }
 
-void Engine::sample_and_stream(const StepPlan& plan, const std::vector<float>& logits) {
+void Engine::sample_and_stream(const SchedulerOutput& plan, const std::vector<float>& logits) {
   const std::size_t vocab = runner_.config().vocab_size;
   std::size_t row = 0;
   for (const auto& chunk : plan.chunks) {

@@ -49,8 +49,8 @@ class Engine {
 
  private:
   Status validate(const Request& request) const;
-  ForwardBatch build_batch(const StepPlan& plan) const;
-  void sample_and_stream(const StepPlan& plan, const std::vector<float>& logits);
+  ForwardBatch build_batch(const SchedulerOutput& plan) const;
+  void sample_and_stream(const SchedulerOutput& plan, const std::vector<float>& logits);
   bool is_stop_token(const Sequence& seq, int32_t token) const;
   void finish(Sequence* seq, StreamEvent event, FinishReason reason);
 

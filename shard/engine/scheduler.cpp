@@ -35,7 +35,7 @@ void Scheduler::free_blocks(Sequence& seq) {
   seq.num_computed_tokens = 0;
 }
 
-void Scheduler::preempt_newest(StepPlan& plan) {
+void Scheduler::preempt_newest(SchedulerOutput& plan) {
   Sequence* victim = running_.back();
   running_.pop_back();
   free_blocks(*victim);
@@ -44,8 +44,8 @@ void Scheduler::preempt_newest(StepPlan& plan) {
   plan.preempted.push_back(victim);
 }
 
-StepPlan Scheduler::schedule() {
-  StepPlan plan;
+SchedulerOutput Scheduler::schedule() {
+  SchedulerOutput plan;
   int budget = options_.max_batch_tokens;
   for (std::size_t i = 0; i < running_.size() && budget > 0 &&
                           static_cast<int>(plan.chunks.size()) < options_.max_num_seqs;) {
@@ -71,7 +71,7 @@ StepPlan Scheduler::schedule() {
   return plan;
 }
 
-void Scheduler::admit_waiting(StepPlan& plan, int& budget) {
+void Scheduler::admit_waiting(SchedulerOutput& plan, int& budget) {
   const int block_size = blocks_.block_size();
   while (!waiting_.empty() && budget > 0 &&
          static_cast<int>(running_.size()) < options_.max_num_seqs &&
@@ -99,7 +99,7 @@ void Scheduler::admit_waiting(StepPlan& plan, int& budget) {
   }
 }
 
-void Scheduler::complete(const StepPlan& plan) {
+void Scheduler::complete(const SchedulerOutput& plan) {
   for (const auto& chunk : plan.chunks) {
     SW_CHECK(chunk.seq->num_computed_tokens == chunk.first_position);
     chunk.seq->num_computed_tokens += chunk.n_tokens;

@@ -28,7 +28,9 @@ struct ScheduledChunk {
   bool samples = false;  // the chunk reaches the end of the sequence: sample a token after it
 };
 
-struct StepPlan {
+// One step's plan; the engine turns it into the ForwardBatch (which a TP leader's runner sends
+// its followers as a StepPlan).
+struct SchedulerOutput {
   std::vector<ScheduledChunk> chunks;  // one per sequence, running ones first
   std::vector<Sequence*> preempted;    // sequences preempted while planning
   int n_tokens = 0;
@@ -39,10 +41,10 @@ class Scheduler {
   Scheduler(BlockManager& blocks, SchedulerOptions options);
 
   void add(Sequence* seq) { waiting_.push_back(seq); }
-  StepPlan schedule();
+  SchedulerOutput schedule();
   // After the plan's forward pass: its tokens are in the cache; full blocks enter the prefix
   // cache.
-  void complete(const StepPlan& plan);
+  void complete(const SchedulerOutput& plan);
   // Takes a finished or cancelled sequence out of the queues and frees its blocks.
   void remove(Sequence* seq);
 
@@ -53,8 +55,8 @@ class Scheduler {
  private:
   bool grow_blocks(Sequence& seq, int n_tokens_in_cache);
   void free_blocks(Sequence& seq);
-  void preempt_newest(StepPlan& plan);
-  void admit_waiting(StepPlan& plan, int& budget);
+  void preempt_newest(SchedulerOutput& plan);
+  void admit_waiting(SchedulerOutput& plan, int& budget);
   void commit_full_blocks(Sequence& seq);
 
   BlockManager& blocks_;

@@ -32,6 +32,7 @@ TEST(BlockManager, AllocatesEveryBlockOnceThenRunsOut) {
 }
 
 TEST(BlockManagerDeathTest, DoubleReleaseAborts) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");  // the BLAS library has started threads
   BlockManager blocks(2, 4, false);
   const int32_t block = *blocks.allocate();
   blocks.release(block);
