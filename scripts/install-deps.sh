@@ -8,7 +8,7 @@ packages=(
   build-essential cmake ninja-build pkg-config
   libspdlog-dev libfmt-dev nlohmann-json3-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  libopenblas-dev libpcre2-dev zlib1g-dev
+  libopenblas-dev libpcre2-dev libicu-dev zlib1g-dev
   libopenmpi-dev openmpi-bin
 )
 

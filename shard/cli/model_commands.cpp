@@ -1,11 +1,14 @@
 #include "shard/cli/model_commands.h"
 
+#include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "comm/communicator.h"
 #include "models/safetensors.h"
+#include "models/tokenizer/tokenizer.h"
 #include "shard/cli/cli_support.h"
 #include "shard/generator.h"
 
@@ -15,15 +18,51 @@ namespace {
 struct ModelOptions {
   std::string model_dir = default_model_dir();
   std::vector<int32_t> ids;
+  std::string prompt;
+  bool chat = false;
 };
 
 void add_model_options(CLI::App* command, ModelOptions& options) {
   command->add_option("--model", options.model_dir,
                       "Hugging Face model folder (config.json + safetensors)")
       ->capture_default_str();
-  command->add_option("--ids", options.ids, "Prompt token ids, comma-separated, e.g. 1,403,407")
-      ->delimiter(',')
-      ->required();
+}
+
+CLI::Option* add_ids_option(CLI::App* command, ModelOptions& options) {
+  return command->add_option("--ids", options.ids, "Prompt token ids, comma-separated, e.g. 1,403,407")
+      ->delimiter(',');
+}
+
+// The model folder's tokenizer, or null when it has none (a weights-only checkpoint).
+std::unique_ptr<Tokenizer> load_tokenizer_if_present(const std::string& model_dir) {
+  const std::filesystem::path dir(model_dir);
+  if (!std::filesystem::exists(dir / "tokenizer.json") &&
+      !std::filesystem::exists(dir / "tokenizer.json.gz")) {
+    return nullptr;
+  }
+  return value_or_fail(Tokenizer::load(dir));
+}
+
+// The prompt's token ids: --ids as given, or --prompt encoded (through the chat template with
+// --chat), with the special tokens the tokenizer adds (BOS) as Hugging Face does.
+std::vector<int32_t> prompt_ids(const ModelOptions& options, const Tokenizer* tokenizer) {
+  if (options.prompt.empty()) {
+    if (options.chat) fail(invalid_argument("--chat needs --prompt"));
+    return options.ids;
+  }
+  if (tokenizer == nullptr) {
+    fail(failed_precondition("--prompt needs a tokenizer.json in {}; pass --ids instead",
+                             options.model_dir));
+  }
+  if (!options.chat) return value_or_fail(tokenizer->encode(options.prompt, true));
+  if (!tokenizer->has_chat_template()) {
+    fail(failed_precondition("{} has no chat template (tokenizer_config.json chat_template); "
+                             "drop --chat", options.model_dir));
+  }
+  const nlohmann::json messages = {{{"role", "user"}, {"content", options.prompt}}};
+  const std::string text = value_or_fail(tokenizer->apply_chat_template(messages, true));
+  // The rendered template already holds BOS where the model wants it.
+  return value_or_fail(tokenizer->encode(text, false));
 }
 
 std::unique_ptr<LlamaModel> load_model(const std::string& model_dir, Communicator& comm) {
@@ -55,15 +94,24 @@ struct GenerateOptions {
 };
 
 void run_generate(const ModelOptions& options, const GenerateOptions& generate_options) {
+  const auto tokenizer = load_tokenizer_if_present(options.model_dir);
+  GenerationRequest request;
+  request.prompt_ids = prompt_ids(options, tokenizer.get());
   SoloCommunicator comm;
   auto model = load_model(options.model_dir, comm);
-  GenerationRequest request;
-  request.prompt_ids = options.ids;
   request.max_new_tokens = generate_options.max_new_tokens;
   request.sampling = generate_options.sampling;
   if (!generate_options.ignore_eos) {
     request.stop_token_ids.assign(model->config().eos_token_ids.begin(),
                                   model->config().eos_token_ids.end());
+    if (tokenizer) {
+      for (int32_t id : tokenizer->eos_token_ids()) {
+        if (std::find(request.stop_token_ids.begin(), request.stop_token_ids.end(), id) ==
+            request.stop_token_ids.end()) {
+          request.stop_token_ids.push_back(id);
+        }
+      }
+    }
   }
   const auto start = std::chrono::steady_clock::now();
   auto result = value_or_fail(generate(*model, request));
@@ -73,6 +121,7 @@ void run_generate(const ModelOptions& options, const GenerateOptions& generate_o
               result.token_ids.size(), seconds, result.token_ids.size() / seconds,
               result.finish_reason);
   nlohmann::json out = {{"token_ids", result.token_ids}};
+  if (tokenizer) out["text"] = value_or_fail(tokenizer->decode(result.token_ids, true));
   std::cout << out.dump() << std::endl;
 }
 
@@ -83,14 +132,24 @@ void add_model_commands(CLI::App& app) {
 
   auto* logits = app.add_subcommand("logits", "Write the logits at every prompt position");
   add_model_options(logits, *options);
+  add_ids_option(logits, *options)->required();
   auto out_path = std::make_shared<std::string>();
   logits->add_option("--out", *out_path, "Output .safetensors file (F32 tensor 'logits' "
                                          "[number of ids, vocab_size])")
       ->required();
   logits->callback([options, out_path] { run_logits(*options, *out_path); });
 
-  auto* generate_command = app.add_subcommand("generate", "Generate tokens after a prompt");
+  auto* generate_command = app.add_subcommand(
+      "generate", "Generate tokens after a prompt; prints {\"token_ids\": [...], \"text\": \"...\"} "
+                  "(text when the model folder has a tokenizer)");
   add_model_options(generate_command, *options);
+  auto* ids = add_ids_option(generate_command, *options);
+  auto* prompt = generate_command->add_option("--prompt", options->prompt,
+                                              "Prompt text (needs the model's tokenizer.json)");
+  ids->excludes(prompt);
+  generate_command->add_flag("--chat", options->chat,
+                             "Send --prompt as a user message through the model's chat template");
+
   auto generate_options = std::make_shared<GenerateOptions>();
   generate_command->add_option("--max-new-tokens", generate_options->max_new_tokens,
                                "Tokens to generate (at most)")
@@ -110,8 +169,10 @@ void add_model_commands(CLI::App& app) {
       ->capture_default_str();
   generate_command->add_flag("--ignore-eos", generate_options->ignore_eos,
                              "Keep generating past end-of-sequence tokens");
-  generate_command->callback(
-      [options, generate_options] { run_generate(*options, *generate_options); });
+  generate_command->callback([options, generate_options, ids, prompt] {
+    if (ids->count() == 0 && prompt->count() == 0) throw CLI::RequiredError("--ids or --prompt");
+    run_generate(*options, *generate_options);
+  });
 }
 
 }  // namespace shardwise::cli

@@ -35,6 +35,40 @@ TEST(Cli, GenerateWithTheDefaultModelPrintsJson) {
   EXPECT_EQ(out["token_ids"], (std::vector<int>{403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315, 421}));
 }
 
+TEST(Cli, GenerateFromTextPromptPrintsText) {
+  const auto reference = nlohmann::json::parse(testing::read_text_file(
+      testing::testdata_dir() / "stories260K/reference/reference.json"));
+  std::string expected;
+  for (const auto& c : reference["cases"]) {
+    if (c["name"] == "once_upon_a_time_steps64") expected = c["text"];
+  }
+  auto run = run_cli("generate --prompt 'Once upon a time' --max-new-tokens 60");
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  auto out = nlohmann::json::parse(run.out);
+  EXPECT_EQ("Once upon a time" + out["text"].get<std::string>(), expected);
+  EXPECT_EQ(out["token_ids"].size(), 60u);
+}
+
+TEST(Cli, TokenizeAndDetokenize) {
+  auto tokenized = run_cli("tokenize --text 'Once upon a time'");
+  ASSERT_EQ(tokenized.exit_code, 0) << tokenized.err;
+  EXPECT_EQ(nlohmann::json::parse(tokenized.out)["token_ids"], (std::vector<int>{1, 403, 407, 261, 378}));
+  auto bare = run_cli("tokenize --no-special-tokens --text 'Once upon a time'");
+  EXPECT_EQ(nlohmann::json::parse(bare.out)["token_ids"], (std::vector<int>{403, 407, 261, 378}));
+  auto detokenized = run_cli("detokenize --ids 403,407,261,378");
+  ASSERT_EQ(detokenized.exit_code, 0) << detokenized.err;
+  EXPECT_EQ(nlohmann::json::parse(detokenized.out)["text"], "Once upon a time");
+}
+
+TEST(Cli, ChatNeedsAChatTemplate) {
+  auto run = run_cli("generate --prompt hi --chat");
+  EXPECT_NE(run.exit_code, 0);
+  EXPECT_NE(run.err.find("no chat template"), std::string::npos) << run.err;
+  auto neither = run_cli("generate");
+  EXPECT_NE(neither.exit_code, 0);
+  EXPECT_NE(neither.err.find("--ids or --prompt"), std::string::npos) << neither.err;
+}
+
 TEST(Cli, LogitsWritesOneRowPerId) {
   const auto path = testing::scratch_dir("cli-logits") / "logits.safetensors";
   auto run = run_cli("--threads 1 logits --ids 1,403,407,261,378 --out " + path.string());
@@ -75,7 +109,7 @@ TEST(Cli, ErrorsGoToStderrWithNonZeroExit) {
 }
 
 TEST(Cli, EverySubcommandHasHelp) {
-  for (const char* command : {"", "logits", "generate"}) {
+  for (const char* command : {"", "logits", "generate", "tokenize", "detokenize"}) {
     auto run = run_cli(std::string(command) + " --help");
     EXPECT_EQ(run.exit_code, 0) << command;
     EXPECT_NE(run.out.find("Usage"), std::string::npos) << command;
