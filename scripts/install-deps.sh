@@ -9,7 +9,9 @@ packages=(
   libspdlog-dev libfmt-dev nlohmann-json3-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libopenblas-dev libpcre2-dev libicu-dev zlib1g-dev
-  libopenmpi-dev openmpi-bin
+  libopenmpi-dev openmpi-bin jq
+  libgrpc++-dev protobuf-compiler protobuf-compiler-grpc libprotobuf-dev libcpp-httplib-dev
+  python3-grpcio python3-protobuf curl
 )
 
 missing=()

@@ -1,9 +1,15 @@
 // shardwise-shard: one rank of a tensor-parallel model replica, launched by mpirun or srun.
 // World = replicas x TP ranks; rank 0 of each group leads (schedules, samples, broadcasts a
-// StepPlan every step) and the others follow. Today it runs in one-shot mode (--ids): rank 0
-// prints the same JSON as `shardwise generate`.
+// StepPlan every step) and the others follow. Two modes: one-shot (--ids), where rank 0 prints
+// the same JSON as `shardwise generate`; and serve (--coordinator, --listen), where each leader
+// serves the Shard gRPC API and registers its replica with the coordinator until SIGTERM.
+#include <grpcpp/grpcpp.h>
+
 #include <CLI/CLI.hpp>
+#include <atomic>
 #include <chrono>
+#include <csignal>
+#include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -13,6 +19,7 @@
 #include "common/logging.h"
 #include "kernels/cpu/cpu_threads.h"
 #include "shard/generator.h"
+#include "shard/leader_service.h"
 #include "shard/tp_model_runner.h"
 
 namespace shardwise {
@@ -31,18 +38,33 @@ struct ShardOptions {
   double collective_timeout_s = 60;
   int threads = 0;
   std::string log_level = "info";
+  std::string coordinator;  // serve mode: the coordinator's Registry, e.g. "127.0.0.1:50051"
+  std::string listen;       // serve mode: replica r's leader listens on this port + r
+  std::string model_name;   // serve mode: the name clients use (default: the folder's name)
+  int capacity = 8;         // serve mode: concurrent sequences
 };
 
 void add_options(CLI::App& app, ShardOptions& o) {
   app.add_option("--model", o.model_dir, "Hugging Face model folder")->capture_default_str();
-  app.add_option("--tp", o.tp, "Tensor-parallel degree: ranks per replica (world size must be a "
-                               "multiple)")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--tp", o.tp,
+                 "Tensor-parallel degree: ranks per replica (world size must be a "
+                 "multiple)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   app.add_option("--device", o.device, "Where the model runs")
       ->capture_default_str()
       ->check(CLI::IsMember({"cpu", "cuda"}));
   app.add_option("--ids", o.ids, "One-shot mode: prompt token ids, comma-separated")
-      ->delimiter(',')
-      ->required();
+      ->delimiter(',');
+  app.add_option("--coordinator", o.coordinator, "Serve mode: the coordinator, HOST:PORT");
+  app.add_option("--listen", o.listen,
+                 "Serve mode: HOST:PORT of the leader's gRPC service (replica r adds r to PORT)");
+  app.add_option("--model-name", o.model_name, "Serve mode: model name (default: folder name)");
+  app.add_option("--capacity", o.capacity,
+                 "Serve mode: concurrent sequences (sizes the KV cache "
+                 "when --num-kv-blocks is 0)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   app.add_option("--max-new-tokens", o.max_new_tokens, "Tokens to generate")->capture_default_str();
   app.add_option("--temperature", o.sampling.temperature, "0 is greedy")->capture_default_str();
   app.add_option("--top-k", o.sampling.top_k, "0: off")->capture_default_str();
@@ -67,42 +89,8 @@ void add_options(CLI::App& app, ShardOptions& o) {
       ->capture_default_str();
 }
 
-// Every rank learns whether any rank failed, so no rank waits in a collective for a rank that
-// has already given up.
-bool any_rank_failed(Communicator& comm, bool failed) {
-  float flag = failed ? 1.0f : 0.0f;
-  comm.all_reduce_sum(&flag, 1);
-  return flag > 0;
-}
-
-int run(const ShardOptions& o, const MpiSession& session) {
-  const ParallelConfig& config = session.config();
-  if (o.device == "cuda") {
-    log()->error("--device cuda: the GPU backend is not part of this build of shardwise-shard yet; "
-                 "use --device cpu");
-    return 2;
-  }
-  MpiCommunicator comm(session.tp_group(), std::chrono::milliseconds(
-                                               static_cast<long>(o.collective_timeout_s * 1000)));
-  log()->info("replica {} of {}, tp rank {} of {}, loading {}", config.replica(),
-              config.num_replicas(), config.tp().rank, config.tp_size, o.model_dir);
-  auto model = load_llama_model(o.model_dir, comm);
-  if (!model.ok()) log()->error("{}", model.status().to_string());
-  if (any_rank_failed(comm, !model.ok())) return 1;
-
-  LlamaModel& llama = **model;
-  const int num_kv_blocks = o.num_kv_blocks > 0
-                                ? o.num_kv_blocks
-                                : (llama.config().max_position_embeddings + o.block_size - 1) / o.block_size;
-  if (!config.is_leader()) {
-    Status status = run_follower_loop(llama, comm, num_kv_blocks, o.block_size);
-    if (!status.ok()) {
-      log()->critical("follower: {}", status.to_string());
-      MPI_Abort(MPI_COMM_WORLD, 1);
-    }
-    return 0;
-  }
-
+int run_one_shot(const ShardOptions& o, const ParallelConfig& config, LlamaModel& llama,
+                 Communicator& comm, int num_kv_blocks) {
   GenerationRequest request;
   request.prompt_ids = o.ids;
   request.max_new_tokens = o.max_new_tokens;
@@ -125,15 +113,126 @@ int run(const ShardOptions& o, const MpiSession& session) {
   return 0;
 }
 
+std::atomic<bool> g_stop_requested{false};
+
+void request_stop(int) { g_stop_requested = true; }
+
+// "127.0.0.1:50061" with offset 2 -> "127.0.0.1:50063".
+StatusOr<std::string> offset_port(const std::string& address, int offset) {
+  const size_t colon = address.rfind(':');
+  int port = 0;
+  try {
+    port = std::stoi(address.substr(colon == std::string::npos ? 0 : colon + 1));
+  } catch (const std::exception&) {
+    return invalid_argument("--listen {}: expected HOST:PORT", address);
+  }
+  if (colon == std::string::npos || port <= 0) {
+    return invalid_argument("--listen {}: expected HOST:PORT", address);
+  }
+  return address.substr(0, colon + 1) + std::to_string(port + offset);
+}
+
+// Serves the Shard API from this leader until SIGINT/SIGTERM, registered with the coordinator.
+int serve(const ShardOptions& o, const ParallelConfig& config, LlamaModel& llama,
+          Communicator& comm, int num_kv_blocks) {
+  StatusOr<std::string> listen = offset_port(o.listen, config.replica());
+  StatusOr<v1::ModelCard> card = read_model_card(o.model_dir);
+  if (!listen.ok() || !card.ok()) {
+    log()->error("{}", (listen.ok() ? card.status() : listen.status()).to_string());
+    return 2;
+  }
+  card->set_name(o.model_name.empty() ? std::filesystem::path(o.model_dir).filename().string()
+                                      : o.model_name);
+  card->set_address(*listen);
+  card->set_context_length(llama.config().max_position_embeddings);
+  card->set_device(o.device);
+  card->set_tp(config.tp_size);
+  card->set_capacity(o.capacity);
+  std::signal(SIGINT, request_stop);
+  std::signal(SIGTERM, request_stop);
+
+  LeaderModelRunner runner(llama, comm, num_kv_blocks, o.block_size);
+  EngineOptions engine_options;
+  engine_options.scheduler.max_num_seqs = o.capacity;
+  EngineLoop loop(runner, engine_options);
+  ShardService service(loop);
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(*listen, grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (!server || port == 0) {
+    log()->error("cannot listen on {}", *listen);
+    return 2;
+  }
+  log()->info("serving {} on {}", card->name(), *listen);
+  {
+    Registrar registrar(o.coordinator, *card, loop);
+    while (!g_stop_requested) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    log()->info("shutting down: draining requests");
+  }
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  loop.stop();
+  return 0;
+}
+
+// Every rank learns whether any rank failed, so no rank waits in a collective for a rank that
+// has already given up.
+bool any_rank_failed(Communicator& comm, bool failed) {
+  float flag = failed ? 1.0f : 0.0f;
+  comm.all_reduce_sum(&flag, 1);
+  return flag > 0;
+}
+
+int run(const ShardOptions& o, const MpiSession& session) {
+  const ParallelConfig& config = session.config();
+  if (o.device == "cuda") {
+    log()->error(
+        "--device cuda: the GPU backend is not part of this build of shardwise-shard yet; "
+        "use --device cpu");
+    return 2;
+  }
+  MpiCommunicator comm(session.tp_group(),
+                       std::chrono::milliseconds(static_cast<long>(o.collective_timeout_s * 1000)));
+  log()->info("replica {} of {}, tp rank {} of {}, loading {}", config.replica(),
+              config.num_replicas(), config.tp().rank, config.tp_size, o.model_dir);
+  auto model = load_llama_model(o.model_dir, comm);
+  if (!model.ok()) log()->error("{}", model.status().to_string());
+  if (any_rank_failed(comm, !model.ok())) return 1;
+
+  LlamaModel& llama = **model;
+  // Default: one full context window per sequence the mode runs at once.
+  const int window_blocks =
+      (llama.config().max_position_embeddings + o.block_size - 1) / o.block_size;
+  const int num_kv_blocks =
+      o.num_kv_blocks > 0 ? o.num_kv_blocks : window_blocks * (o.ids.empty() ? o.capacity : 1);
+  if (!config.is_leader()) {
+    Status status = run_follower_loop(llama, comm, num_kv_blocks, o.block_size);
+    if (!status.ok()) {
+      log()->critical("follower: {}", status.to_string());
+      MPI_Abort(MPI_COMM_WORLD, 1);
+    }
+    return 0;
+  }
+
+  if (!o.ids.empty()) return run_one_shot(o, config, llama, comm, num_kv_blocks);
+  return serve(o, config, llama, comm, num_kv_blocks);
+}
+
 }  // namespace
 }  // namespace shardwise
 
 int main(int argc, char** argv) {
-  CLI::App app{"shardwise-shard: one rank of a tensor-parallel replica.\n"
-               "  mpirun -np 2 shardwise-shard --model DIR --tp 2 --ids 1,403 --max-new-tokens 8"};
+  CLI::App app{
+      "shardwise-shard: one rank of a tensor-parallel replica.\n"
+      "  mpirun -np 2 shardwise-shard --model DIR --tp 2 --ids 1,403 --max-new-tokens 8"};
   shardwise::ShardOptions options;
   shardwise::add_options(app, options);
   CLI11_PARSE(app, argc, argv);
+  if (options.ids.empty() && (options.coordinator.empty() || options.listen.empty())) {
+    std::cerr << "give --ids (one-shot) or --coordinator and --listen (serve)\n";
+    return 2;
+  }
   if (!shardwise::set_log_level(options.log_level)) {
     std::cerr << "unknown --log-level " << options.log_level << "\n";
     return 2;
@@ -145,8 +244,7 @@ int main(int argc, char** argv) {
   }
   // Ranks sharing a host share its cores: oversubscribed OpenMP/BLAS pools thrash.
   const int cores = static_cast<int>(std::thread::hardware_concurrency());
-  shardwise::cpu::set_cpu_threads(options.threads > 0
-                                      ? options.threads
-                                      : (*session)->config().cpu_threads_per_rank(cores));
+  shardwise::cpu::set_cpu_threads(
+      options.threads > 0 ? options.threads : (*session)->config().cpu_threads_per_rank(cores));
   return shardwise::run(options, **session);
 }

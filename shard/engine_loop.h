@@ -1,0 +1,75 @@
+// A thread that owns an Engine and its ModelRunner, so that many gRPC handler threads can
+// share one replica: submit() and cancel() post to a mutex-protected inbox, the loop thread
+// adds and cancels requests, steps while work exists, and hands each event to the request's
+// own queue. The Engine itself stays single-threaded.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <unordered_set>
+#include <vector>
+
+#include "common/status.h"
+#include "shard/engine/engine.h"
+
+namespace shardwise {
+
+// The events of one request, in order; filled by the loop thread, drained by one reader.
+// A request the engine rejects gets a single error item (e.g. INVALID_ARGUMENT).
+class EventQueue {
+ public:
+  void push(StatusOr<StreamEvent> item);
+  // The next item, or nullopt when none arrives within `timeout`.
+  std::optional<StatusOr<StreamEvent>> pop(std::chrono::milliseconds timeout);
+
+ private:
+  friend class EngineLoop;
+  std::mutex mutex_;
+  std::condition_variable ready_;
+  std::deque<StatusOr<StreamEvent>> items_;
+  std::optional<RequestId> id_;  // set and read on the loop thread only
+};
+
+struct EngineLoopStats {
+  int running = 0;           // unfinished sequences
+  float kv_cache_usage = 0;  // fraction of KV blocks in use
+};
+
+class EngineLoop {
+ public:
+  // `runner` must outlive the loop; its thread is the only one that touches it.
+  EngineLoop(ModelRunner& runner, EngineOptions options);
+  ~EngineLoop();  // stop()s
+
+  // Queues a request (its on_event is replaced); its events arrive on the returned queue.
+  std::shared_ptr<EventQueue> submit(Request request);
+  // Cancels the request behind `queue` (its last event will be kCancelled).
+  void cancel(const std::shared_ptr<EventQueue>& queue);
+  // Cancels everything still queued or running and joins the thread.
+  void stop();
+
+  EngineLoopStats stats() const;
+
+ private:
+  void run();
+  void drain_inbox(Engine& engine, std::unordered_set<RequestId>& live);
+
+  ModelRunner& runner_;
+  EngineOptions options_;
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;
+  std::vector<std::pair<Request, std::shared_ptr<EventQueue>>> new_requests_;
+  std::vector<std::shared_ptr<EventQueue>> cancels_;
+  bool stopping_ = false;
+  std::atomic<int> running_{0};
+  std::atomic<float> kv_usage_{0};
+  std::thread thread_;
+};
+
+}  // namespace shardwise

@@ -1,0 +1,155 @@
+#include "shard/leader_service.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "common/logging.h"
+
+namespace shardwise {
+namespace {
+
+Request to_request(const v1::ShardGenerateRequest& in) {
+  Request request;
+  request.prompt_ids.assign(in.prompt_ids().begin(), in.prompt_ids().end());
+  const v1::ShardSamplingParams& s = in.sampling();
+  SamplingParams& p = request.sampling;
+  p.temperature = s.temperature();
+  p.top_k = s.top_k();
+  p.top_p = s.top_p();
+  p.min_p = s.min_p();
+  p.repetition_penalty = s.repetition_penalty();
+  p.frequency_penalty = s.frequency_penalty();
+  p.presence_penalty = s.presence_penalty();
+  p.seed = s.seed();
+  p.max_tokens = s.max_tokens();
+  p.stop_token_ids.assign(s.stop_token_ids().begin(), s.stop_token_ids().end());
+  p.ignore_eos = s.ignore_eos();
+  if (s.has_logprobs()) p.logprobs = s.logprobs();
+  return request;
+}
+
+v1::ShardGenerateResponse to_response(const StreamEvent& event) {
+  v1::ShardGenerateResponse out;
+  if (event.token) out.set_token_id(*event.token);
+  if (event.logprobs) {
+    out.set_logprob(event.logprobs->logprob);
+    for (const auto& [token, logprob] : event.logprobs->top) {
+      v1::ShardTopLogprob* top = out.add_top_logprobs();
+      top->set_token_id(token);
+      top->set_logprob(logprob);
+    }
+  }
+  if (event.finish_reason)
+    out.set_finish_reason(std::string(finish_reason_name(*event.finish_reason)));
+  return out;
+}
+
+grpc::Status to_grpc(const Status& status) {
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), status.message());
+}
+
+std::string read_optional_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+}  // namespace
+
+grpc::Status ShardService::Generate(grpc::ServerContext* context,
+                                    const v1::ShardGenerateRequest* request,
+                                    grpc::ServerWriter<v1::ShardGenerateResponse>* writer) {
+  std::shared_ptr<EventQueue> queue = loop_.submit(to_request(*request));
+  bool cancelled = false;
+  for (;;) {
+    // Poll so that a client that went away cancels its request within 50 ms.
+    std::optional<StatusOr<StreamEvent>> item = queue->pop(std::chrono::milliseconds(50));
+    if (!item) {
+      if (context->IsCancelled() && !cancelled) {
+        loop_.cancel(queue);
+        cancelled = true;
+      }
+      continue;
+    }
+    if (!item->ok()) return to_grpc(item->status());
+    const StreamEvent& event = **item;
+    if (event.finish_reason == FinishReason::kError) {
+      return grpc::Status(grpc::StatusCode::INTERNAL, event.error);
+    }
+    if (event.finish_reason == FinishReason::kCancelled) {
+      return grpc::Status(grpc::StatusCode::CANCELLED, "request cancelled");
+    }
+    if (!cancelled && !writer->Write(to_response(event))) {
+      loop_.cancel(queue);
+      cancelled = true;
+    }
+    if (event.finish_reason) return grpc::Status::OK;
+  }
+}
+
+StatusOr<v1::ModelCard> read_model_card(const std::string& model_dir) {
+  v1::ModelCard card;
+  card.set_tokenizer_json(read_optional_file(model_dir + "/tokenizer.json"));
+  if (card.tokenizer_json().empty()) {
+    return not_found("{}/tokenizer.json: missing or empty (the coordinator needs it)", model_dir);
+  }
+  card.set_tokenizer_config_json(read_optional_file(model_dir + "/tokenizer_config.json"));
+  card.set_generation_config_json(read_optional_file(model_dir + "/generation_config.json"));
+  return card;
+}
+
+Registrar::Registrar(std::string coordinator, v1::ModelCard card, const EngineLoop& loop)
+    : coordinator_(std::move(coordinator)),
+      card_(std::move(card)),
+      loop_(loop),
+      thread_([this] { run(); }) {}
+
+Registrar::~Registrar() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  stop_cv_.notify_one();
+  thread_.join();
+}
+
+void Registrar::run() {
+  auto stub =
+      v1::Registry::NewStub(grpc::CreateChannel(coordinator_, grpc::InsecureChannelCredentials()));
+  std::string replica_id;
+  auto wait = std::chrono::milliseconds(0);
+  std::unique_lock lock(mutex_);
+  while (!stop_cv_.wait_for(lock, wait, [&] { return stopping_; })) {
+    lock.unlock();
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    if (replica_id.empty()) {
+      v1::RegisterResponse response;
+      grpc::Status status = stub->Register(&context, card_, &response);
+      if (status.ok()) {
+        replica_id = response.replica_id();
+        wait = std::chrono::milliseconds(std::max<uint32_t>(response.heartbeat_interval_ms(), 10));
+        log()->info("registered {} at {} as {}", card_.name(), coordinator_, replica_id);
+      } else {
+        log()->warn("register at {}: {}", coordinator_, status.error_message());
+        wait = std::chrono::seconds(1);
+      }
+    } else {
+      v1::HeartbeatRequest beat;
+      beat.set_replica_id(replica_id);
+      EngineLoopStats stats = loop_.stats();
+      beat.set_running(stats.running);
+      beat.set_kv_cache_usage(stats.kv_cache_usage);
+      v1::HeartbeatResponse response;
+      grpc::Status status = stub->Heartbeat(&context, beat, &response);
+      if (status.error_code() == grpc::StatusCode::NOT_FOUND) replica_id.clear();
+      if (!status.ok()) log()->warn("heartbeat to {}: {}", coordinator_, status.error_message());
+    }
+    lock.lock();
+  }
+}
+
+}  // namespace shardwise

@@ -1,0 +1,49 @@
+// The shard leader's network face: the Shard gRPC service (one streaming Generate per request,
+// served from an EngineLoop) and the Registrar, which registers the replica's model card with
+// the coordinator and heartbeats, registering again whenever the coordinator forgets it.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "shard/engine_loop.h"
+#include "shardwise/v1/shard.grpc.pb.h"
+
+namespace shardwise {
+
+class ShardService final : public v1::Shard::Service {
+ public:
+  explicit ShardService(EngineLoop& loop) : loop_(loop) {}
+
+  grpc::Status Generate(grpc::ServerContext* context, const v1::ShardGenerateRequest* request,
+                        grpc::ServerWriter<v1::ShardGenerateResponse>* writer) override;
+
+ private:
+  EngineLoop& loop_;
+};
+
+// Reads the tokenizer files a model card carries from a Hugging Face model folder.
+StatusOr<v1::ModelCard> read_model_card(const std::string& model_dir);
+
+class Registrar {
+ public:
+  // Starts registering `card` at `coordinator` (HOST:PORT) at once, retrying every second.
+  Registrar(std::string coordinator, v1::ModelCard card, const EngineLoop& loop);
+  ~Registrar();  // stops heartbeating (the coordinator then expires the replica)
+
+ private:
+  void run();
+
+  std::string coordinator_;
+  v1::ModelCard card_;
+  const EngineLoop& loop_;
+  std::mutex mutex_;
+  std::condition_variable stop_cv_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+}  // namespace shardwise
