@@ -1,0 +1,51 @@
+// The coordinator's gRPC services: the public Inference API (shardwise.v1.Inference) and the
+// Registry that shard leaders register and heartbeat with.
+#pragma once
+
+#include <string>
+
+#include "coordinator/generation.h"
+#include "shardwise/v1/inference.grpc.pb.h"
+#include "shardwise/v1/shard.grpc.pb.h"
+
+namespace shardwise {
+
+class InferenceService final : public v1::Inference::Service {
+ public:
+  InferenceService(Generation& generation, Registry& registry, std::string api_key)
+      : generation_(generation), registry_(registry), api_key_(std::move(api_key)) {}
+
+  grpc::Status Generate(grpc::ServerContext* context, const v1::GenerateRequest* request,
+                        grpc::ServerWriter<v1::GenerateResponse>* writer) override;
+  grpc::Status ListModels(grpc::ServerContext* context, const v1::ListModelsRequest* request,
+                          v1::ListModelsResponse* response) override;
+  grpc::Status Health(grpc::ServerContext* context, const v1::HealthRequest* request,
+                      v1::HealthResponse* response) override;
+
+ private:
+  bool authorized(const grpc::ServerContext& context) const;
+
+  Generation& generation_;
+  Registry& registry_;
+  std::string api_key_;
+};
+
+class RegistryService final : public v1::Registry::Service {
+ public:
+  explicit RegistryService(Registry& registry) : registry_(registry) {}
+
+  grpc::Status Register(grpc::ServerContext* context, const v1::ModelCard* card,
+                        v1::RegisterResponse* response) override;
+  grpc::Status Heartbeat(grpc::ServerContext* context, const v1::HeartbeatRequest* request,
+                         v1::HeartbeatResponse* response) override;
+
+ private:
+  Registry& registry_;
+};
+
+// Fills `response` from the registry (also used by GET /health).
+void fill_health(const Registry& registry, v1::HealthResponse& response);
+
+grpc::Status to_grpc(const Status& status);
+
+}  // namespace shardwise

@@ -1,0 +1,45 @@
+// The OpenAI-compatible HTTP front end (cpp-httplib): GET /v1/models, POST /v1/completions,
+// POST /v1/chat/completions (stream: true -> server-sent events ending "data: [DONE]"),
+// GET /health (200 only when every known model has a live replica) and GET /metrics.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "coordinator/generation.h"
+
+namespace httplib {
+class Server;
+}
+
+namespace shardwise {
+
+struct HttpOptions {
+  std::string api_key;              // empty: no authentication
+  size_t max_body_bytes = 4 << 20;  // larger bodies get 413
+  int threads = 64;                 // concurrent requests (each stream holds one)
+};
+
+class OpenAiHttpServer {
+ public:
+  OpenAiHttpServer(Generation& generation, Registry& registry, Metrics& metrics,
+                   HttpOptions options);
+  ~OpenAiHttpServer();
+
+  // Binds "HOST:PORT" (port 0 picks a free one); returns the port.
+  StatusOr<int> bind(const std::string& address);
+  // Serves until stop(); in-flight requests finish first.
+  void serve();
+  void stop();
+
+ private:
+  void add_routes();
+
+  Generation& generation_;
+  Registry& registry_;
+  Metrics& metrics_;
+  HttpOptions options_;
+  std::unique_ptr<httplib::Server> server_;
+};
+
+}  // namespace shardwise

@@ -1,0 +1,260 @@
+"""Drives a running coordinator over gRPC and HTTP; see e2e_test.sh. Exits non-zero on failure.
+
+Phases: happy path (tokens equal `shardwise generate`), bad inputs (each gets the right status),
+then failure handling (the TP=2 group is killed while requests stream)."""
+import argparse
+import concurrent.futures
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import grpc
+from shardwise.v1 import inference_pb2 as pb
+from shardwise.v1 import inference_pb2_grpc as pb_grpc
+
+TIMEOUT = 60  # seconds any single call may take
+
+args = None
+stub = None
+
+
+def check(condition, message):
+    if not condition:
+        print(f"FAIL: {message}")
+        sys.exit(1)
+    print(f"ok: {message}")
+
+
+def http(method, path, body=None, key=None, raw=None):
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    request = urllib.request.Request(f"http://{args.http}{path}", data=data, method=method)
+    request.add_header("Content-Type", "application/json")
+    if key is not False:
+        request.add_header("Authorization", f"Bearer {key or args.api_key}")
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def metadata(key=None):
+    return [("authorization", f"Bearer {key or args.api_key}")]
+
+
+def grpc_generate(request, key=None):
+    """(token_ids, text, finish_reason, usage) of a whole stream."""
+    ids, text, finish, usage = [], "", "", None
+    for message in stub.Generate(request, metadata=metadata(key), timeout=TIMEOUT):
+        ids += list(message.token_ids)
+        text += message.text
+        if message.finish_reason:
+            finish, usage = message.finish_reason, message.usage
+    return ids, text, finish, usage
+
+
+def cli_generate(*flags):
+    out = subprocess.run([args.cli, "generate", "--model", args.model_dir, "--temperature", "0",
+                          "--log-level", "warn", *flags], check=True, capture_output=True,
+                         text=True, timeout=TIMEOUT)
+    return json.loads(out.stdout)
+
+
+def live_replicas():
+    status, body = http("GET", "/health")
+    return status, [r for r in json.loads(body)["replicas"] if r["live"]]
+
+
+def wait_ready():
+    deadline = time.time() + 150
+    while time.time() < deadline:
+        try:
+            status, live = live_replicas()
+            if status == 200 and len(live) == args.replicas:
+                return
+        except (urllib.error.URLError, ConnectionError):
+            pass
+        time.sleep(0.5)
+    check(False, f"{args.replicas} replicas registered within 150 s")
+
+
+def happy_path():
+    expected = cli_generate("--ids", "1,403,407", "--max-new-tokens", "16")
+    request = pb.GenerateRequest(model="stories260K", token_ids=pb.TokenIds(ids=[1, 403, 407]),
+                                 sampling=pb.SamplingParams(temperature=0, max_tokens=16))
+    # Eight at once: least-outstanding routing spreads them over every replica.
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda _: grpc_generate(request), range(8)))
+    check(all(r[0] == expected["token_ids"] for r in results),
+          f"gRPC token prompt x8 = shardwise generate {expected['token_ids']}")
+    ids, text, finish, usage = results[0]
+    check(usage.prompt_tokens == 3 and usage.completion_tokens == len(ids),
+          f"gRPC usage {usage.prompt_tokens}+{usage.completion_tokens}, finish {finish}")
+
+    prompt = "Once upon a time"
+    expected = cli_generate("--prompt", prompt, "--max-new-tokens", "24")
+    ids, text, finish, _ = grpc_generate(pb.GenerateRequest(
+        model="stories260K", text=prompt, sampling=pb.SamplingParams(temperature=0, max_tokens=24)))
+    check(ids == expected["token_ids"] and text == expected["text"],
+          f"gRPC text prompt = shardwise generate: {text!r}")
+
+    body = {"model": "stories260K", "prompt": prompt, "max_tokens": 24, "temperature": 0}
+    status, response = http("POST", "/v1/completions", body)
+    response = json.loads(response)
+    check(status == 200 and response["choices"][0]["text"] == expected["text"] and
+          response["usage"]["completion_tokens"] == len(expected["token_ids"]),
+          "HTTP /v1/completions text and usage = shardwise generate")
+
+    status, stream = http("POST", "/v1/completions", dict(body, stream=True))
+    events = [line[len("data: "):] for line in stream.split("\n") if line.startswith("data: ")]
+    chunks = [json.loads(e) for e in events[:-1]]
+    check(status == 200 and events[-1] == "[DONE]" and
+          "".join(c["choices"][0]["text"] for c in chunks) == expected["text"] and
+          chunks[-1]["choices"][0]["finish_reason"] in ("stop", "length"),
+          f"HTTP stream: {len(chunks)} chunks, text = shardwise generate, ends with [DONE]")
+
+    stop = expected["text"][12:16]
+    status, response = http("POST", "/v1/completions", dict(body, stop=[stop]))
+    choice = json.loads(response)["choices"][0]
+    check(choice["text"] == expected["text"][:expected["text"].find(stop)] and
+          choice["finish_reason"] == "stop", f"stop string {stop!r} cuts the text")
+
+    status, response = http("POST", "/v1/completions", dict(body, logprobs=2, max_tokens=5))
+    logprobs = json.loads(response)["choices"][0]["logprobs"]
+    check(status == 200 and len(logprobs["token_logprobs"]) == 5 and
+          all(len(t) == 2 for t in logprobs["top_logprobs"]), "HTTP logprobs: 5 tokens, top 2")
+
+    status, response = http("GET", "/v1/models")
+    check(status == 200 and [m["id"] for m in json.loads(response)["data"]] == ["stories260K"],
+          "GET /v1/models")
+    models = stub.ListModels(pb.ListModelsRequest(), metadata=metadata(), timeout=TIMEOUT)
+    check(models.models[0].live_replicas == args.replicas, "gRPC ListModels")
+    check(stub.Health(pb.HealthRequest(), timeout=TIMEOUT).serving, "gRPC Health serving")
+
+
+def expect_http(status_wanted, text_wanted, method, path, body=None, **kw):
+    status, response = http(method, path, body, **kw)
+    check(status == status_wanted and text_wanted in response,
+          f"{path} -> {status} {response[:100]!r}")
+
+
+def expect_grpc(code, text_wanted, request, key=None):
+    try:
+        grpc_generate(request, key)
+        check(False, f"gRPC {request} should fail")
+    except grpc.RpcError as e:
+        check(e.code() == code and text_wanted in e.details(), f"gRPC -> {e.code()} {e.details()!r}")
+
+
+def bad_inputs():
+    base = {"model": "stories260K", "prompt": "Hi"}
+    expect_http(400, "not valid JSON", "POST", "/v1/completions", raw=b"{oops")
+    expect_http(404, "not served here", "POST", "/v1/completions", dict(base, model="nope"))
+    expect_http(400, "'prompt' is required", "POST", "/v1/completions", {"model": "stories260K"})
+    expect_http(400, "temperature must be >= 0", "POST", "/v1/completions", dict(base, temperature=-1))
+    expect_http(400, "top_p must be in", "POST", "/v1/completions", dict(base, top_p=2))
+    expect_http(400, "exceeds the context length", "POST", "/v1/completions",
+                dict(base, max_tokens=600))
+    expect_http(400, "no chat template", "POST", "/v1/chat/completions",
+                {"model": "stories260K", "messages": [{"role": "user", "content": "Hi"}]})
+    expect_http(401, "API key", "POST", "/v1/completions", base, key="wrong")
+    expect_http(401, "API key", "GET", "/v1/models", key=False)
+    expect_http(413, "too large", "POST", "/v1/completions", raw=b"x" * (5 << 20))
+    greedy = pb.SamplingParams(temperature=0)
+    expect_grpc(grpc.StatusCode.NOT_FOUND, "not served here",
+                pb.GenerateRequest(model="nope", text="Hi"))
+    expect_grpc(grpc.StatusCode.INVALID_ARGUMENT, "token id 9999",
+                pb.GenerateRequest(model="stories260K", token_ids=pb.TokenIds(ids=[1, 9999])))
+    expect_grpc(grpc.StatusCode.INVALID_ARGUMENT, "top_k",
+                pb.GenerateRequest(model="stories260K", text="Hi",
+                                   sampling=pb.SamplingParams(top_k=-3)))
+    expect_grpc(grpc.StatusCode.INVALID_ARGUMENT, "a prompt is required",
+                pb.GenerateRequest(model="stories260K", sampling=greedy))
+    expect_grpc(grpc.StatusCode.UNAUTHENTICATED, "API key",
+                pb.GenerateRequest(model="stories260K", text="Hi"), key="wrong")
+    _, health = http("GET", "/health")
+    check(json.loads(health)["status"] == "ok", "the coordinator survived every bad input")
+
+
+def kill_group():
+    children = subprocess.run(["pgrep", "-P", str(args.group_pid)], capture_output=True,
+                              text=True).stdout.split()
+    for pid in children:
+        os.kill(int(pid), signal.SIGKILL)
+    print(f"killed the TP=2 group's ranks {children}")
+
+
+def failure_handling():
+    request = pb.GenerateRequest(model="stories260K", token_ids=pb.TokenIds(ids=[1]),
+                                 sampling=pb.SamplingParams(temperature=0, max_tokens=500,
+                                                            ignore_eos=True))
+    n = 6
+    started = threading.Barrier(n + 1, timeout=TIMEOUT)
+    outcomes = [None] * n
+
+    def stream(i):
+        tokens, first = 0, True
+        try:
+            for message in stub.Generate(request, metadata=metadata(), timeout=TIMEOUT):
+                tokens += len(message.token_ids)
+                if first:
+                    first = False
+                    started.wait()
+            outcomes[i] = ("OK", tokens, "")
+        except grpc.RpcError as e:
+            outcomes[i] = (e.code().name, tokens, e.details())
+            if first:
+                started.wait()
+
+    threads = [threading.Thread(target=stream, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    started.wait()  # every stream has its first token
+    kill_group()
+    for t in threads:
+        t.join(TIMEOUT)
+    check(not any(t.is_alive() for t in threads), "no stream hangs after the kill")
+    print("outcomes:", outcomes)
+    failed = [o for o in outcomes if o[0] != "OK"]
+    check(all(o[1] == 500 for o in outcomes if o[0] == "OK"), "the other streams completed")
+    check(len(failed) > 0 and all(o[0] == "UNAVAILABLE" and "failed after" in o[2] for o in failed),
+          f"{len(failed)} streams on the killed group ended UNAVAILABLE with a clear message")
+    deadline = time.time() + 10
+    while time.time() < deadline and len(live_replicas()[1]) != args.replicas - 1:
+        time.sleep(0.2)
+    status, live = live_replicas()
+    check(status == 200 and len(live) == args.replicas - 1,
+          "/health: the group is out of rotation, the pool still serves")
+    _, metrics = http("GET", "/metrics")
+    check(any(line.startswith("shardwise_replica_live{") and line.endswith(" 0")
+              for line in metrics.splitlines()), "/metrics: shardwise_replica_live 0 for the group")
+    check('code="UNAVAILABLE"' in metrics and 'code="OK"' in metrics, "/metrics: request counts")
+    ids, _, finish, _ = grpc_generate(pb.GenerateRequest(
+        model="stories260K", token_ids=pb.TokenIds(ids=[1]),
+        sampling=pb.SamplingParams(temperature=0, max_tokens=8)))
+    check(len(ids) > 0 and finish, "new requests go to the surviving replicas")
+
+
+def main():
+    global args, stub
+    parser = argparse.ArgumentParser()
+    for flag in ("--grpc", "--http", "--api-key", "--cli", "--model-dir"):
+        parser.add_argument(flag, required=True)
+    parser.add_argument("--group-pid", type=int, required=True)
+    parser.add_argument("--replicas", type=int, required=True)
+    args = parser.parse_args()
+    stub = pb_grpc.InferenceStub(grpc.insecure_channel(args.grpc))
+    wait_ready()
+    happy_path()
+    bad_inputs()
+    failure_handling()
+
+
+if __name__ == "__main__":
+    main()
