@@ -31,9 +31,10 @@ void MpiCommunicator::wait(MPI_Request& request, std::string_view operation, Wai
     if (done) return;
     const auto waited = std::chrono::steady_clock::now() - start;
     if (wait_kind == Wait::kTimed && waited > timeout_) {
-      log()->critical("{} did not finish within {:.1f} s on group rank {} of {}: another rank died "
-                      "or hung. Aborting the job.", operation,
-                      std::chrono::duration<double>(timeout_).count(), rank_, size_);
+      log()->critical(
+          "{} did not finish within {:.1f} s on group rank {} of {}: another rank died "
+          "or hung. Aborting the job.",
+          operation, std::chrono::duration<double>(timeout_).count(), rank_, size_);
       log()->flush();
       MPI_Abort(MPI_COMM_WORLD, 3);
     }

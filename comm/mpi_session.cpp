@@ -19,8 +19,10 @@ StatusOr<std::unique_ptr<MpiSession>> MpiSession::start(int* argc, char*** argv,
   MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &config.world_size));
   if (tp_size == kWholeWorld) tp_size = config.world_size;
   if (tp_size < 1 || config.world_size % tp_size != 0) {
-    return invalid_argument("{} MPI ranks cannot form groups of --tp {}: launch a multiple of {} "
-                            "ranks (replicas x TP)", config.world_size, tp_size, tp_size);
+    return invalid_argument(
+        "{} MPI ranks cannot form groups of --tp {}: launch a multiple of {} "
+        "ranks (replicas x TP)",
+        config.world_size, tp_size, tp_size);
   }
   config.tp_size = tp_size;
   set_check_context_rank(config.world_rank);
@@ -32,7 +34,8 @@ StatusOr<std::unique_ptr<MpiSession>> MpiSession::start(int* argc, char*** argv,
   MPI_CHECK(MPI_Comm_rank(host_comm, &config.local_rank));
   MPI_CHECK(MPI_Comm_size(host_comm, &config.local_size));
   MPI_CHECK(MPI_Comm_free(&host_comm));
-  MPI_CHECK(MPI_Comm_split(MPI_COMM_WORLD, config.replica(), config.world_rank, &session->tp_group_));
+  MPI_CHECK(
+      MPI_Comm_split(MPI_COMM_WORLD, config.replica(), config.world_rank, &session->tp_group_));
   return session;
 }
 

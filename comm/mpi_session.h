@@ -15,8 +15,9 @@ class MpiSession {
  public:
   static constexpr int kWholeWorld = 0;  // tp_size: all ranks form one group
 
-  // Calls MPI_Init_thread (MPI_THREAD_SERIALIZED: the engine thread, not necessarily main,
-  // makes all MPI calls). Fails when world size is not a multiple of tp_size.
+  // Calls MPI_Init_thread asking for MPI_THREAD_SERIALIZED (the engine thread, not necessarily
+  // main, makes all MPI calls); argc and argv may be null. Fails when the world size is not a
+  // multiple of tp_size (kWholeWorld: one group of every rank).
   static StatusOr<std::unique_ptr<MpiSession>> start(int* argc, char*** argv, int tp_size);
   ~MpiSession();  // MPI_Finalize
   MpiSession(const MpiSession&) = delete;

@@ -26,18 +26,20 @@ inline Range split_range(int64_t total, const TensorParallel& tp) {
 // Where this process sits in the launch: world = num_replicas x tp_size ranks, and each run of
 // tp_size consecutive world ranks forms one tensor-parallel group (one model replica).
 struct ParallelConfig {
-  int world_rank = 0;    // e.g. 5 of 8
-  int world_size = 1;    // e.g. 8 = 2 replicas x TP 4
-  int tp_size = 1;       // e.g. 4
-  int local_rank = 0;    // rank among the processes on this host: picks the GPU, e.g. 1
-  int local_size = 1;    // processes of this job on this host, e.g. 8
+  int world_rank = 0;  // e.g. 5 of 8
+  int world_size = 1;  // e.g. 8 = 2 replicas x TP 4
+  int tp_size = 1;     // e.g. 4
+  int local_rank = 0;  // rank among the processes on this host: picks the GPU, e.g. 1
+  int local_size = 1;  // processes of this job on this host, e.g. 8
 
   int replica() const { return world_rank / tp_size; }
   int num_replicas() const { return world_size / tp_size; }
   TensorParallel tp() const { return {world_rank % tp_size, tp_size}; }
   bool is_leader() const { return tp().rank == 0; }
   // CPU threads for one rank when the host's `cores` are shared evenly by its ranks.
-  int cpu_threads_per_rank(int cores) const { return cores / local_size > 1 ? cores / local_size : 1; }
+  int cpu_threads_per_rank(int cores) const {
+    return cores / local_size > 1 ? cores / local_size : 1;
+  }
 };
 
 }  // namespace shardwise

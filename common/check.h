@@ -17,25 +17,25 @@ void set_check_context_device(int device);
 
 }  // namespace shardwise
 
-#define SW_CHECK(cond)                                                                    \
-  do {                                                                                    \
+#define SW_CHECK(cond)                                                                          \
+  do {                                                                                          \
     if (!(cond)) ::shardwise::check_failed("invariant", 0, "false", #cond, __FILE__, __LINE__); \
   } while (0)
 
-#define CUDA_CHECK(expr)                                                                   \
-  do {                                                                                     \
-    cudaError_t sw_err_ = (expr);                                                          \
-    if (sw_err_ != cudaSuccess)                                                            \
+#define CUDA_CHECK(expr)                                                                       \
+  do {                                                                                         \
+    cudaError_t sw_err_ = (expr);                                                              \
+    if (sw_err_ != cudaSuccess)                                                                \
       ::shardwise::check_failed("CUDA", sw_err_, cudaGetErrorString(sw_err_), #expr, __FILE__, \
-                                __LINE__);                                                 \
+                                __LINE__);                                                     \
   } while (0)
 
-#define CUBLAS_CHECK(expr)                                                                    \
-  do {                                                                                        \
-    cublasStatus_t sw_err_ = (expr);                                                          \
-    if (sw_err_ != CUBLAS_STATUS_SUCCESS)                                                     \
-      ::shardwise::check_failed("cuBLAS", sw_err_, cublasGetStatusString(sw_err_), #expr,     \
-                                __FILE__, __LINE__);                                          \
+#define CUBLAS_CHECK(expr)                                                                \
+  do {                                                                                    \
+    cublasStatus_t sw_err_ = (expr);                                                      \
+    if (sw_err_ != CUBLAS_STATUS_SUCCESS)                                                 \
+      ::shardwise::check_failed("cuBLAS", sw_err_, cublasGetStatusString(sw_err_), #expr, \
+                                __FILE__, __LINE__);                                      \
   } while (0)
 
 #define NCCL_CHECK(expr)                                                                       \
@@ -46,13 +46,13 @@ void set_check_context_device(int device);
                                 __LINE__);                                                     \
   } while (0)
 
-#define MPI_CHECK(expr)                                                                \
-  do {                                                                                 \
-    int sw_err_ = (expr);                                                              \
-    if (sw_err_ != MPI_SUCCESS) {                                                      \
-      char sw_text_[MPI_MAX_ERROR_STRING];                                             \
-      int sw_len_ = 0;                                                                 \
-      MPI_Error_string(sw_err_, sw_text_, &sw_len_);                                   \
-      ::shardwise::check_failed("MPI", sw_err_, sw_text_, #expr, __FILE__, __LINE__);  \
-    }                                                                                  \
+#define MPI_CHECK(expr)                                                               \
+  do {                                                                                \
+    int sw_err_ = (expr);                                                             \
+    if (sw_err_ != MPI_SUCCESS) {                                                     \
+      char sw_text_[MPI_MAX_ERROR_STRING];                                            \
+      int sw_len_ = 0;                                                                \
+      MPI_Error_string(sw_err_, sw_text_, &sw_len_);                                  \
+      ::shardwise::check_failed("MPI", sw_err_, sw_text_, #expr, __FILE__, __LINE__); \
+    }                                                                                 \
   } while (0)

@@ -12,7 +12,7 @@ namespace shardwise {
 enum class DType { kF32, kF16, kBF16 };
 
 std::size_t dtype_size(DType dtype);
-std::string_view dtype_name(DType dtype);          // "F32", "F16", "BF16" (safetensors names)
+std::string_view dtype_name(DType dtype);  // "F32", "F16", "BF16" (safetensors names)
 std::optional<DType> dtype_from_name(std::string_view name);
 
 inline float bf16_to_f32(std::uint16_t bits) {

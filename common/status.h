@@ -52,9 +52,9 @@ class [[nodiscard]] Status {
 inline Status ok_status() { return Status(); }
 
 // Factories: invalid_argument("token id {} outside vocabulary of {}", id, vocab).
-#define SHARDWISE_STATUS_FACTORY(name, code)                                      \
-  template <typename... Args>                                                     \
-  Status name(fmt::format_string<Args...> format, Args&&... args) {               \
+#define SHARDWISE_STATUS_FACTORY(name, code)                                           \
+  template <typename... Args>                                                          \
+  Status name(fmt::format_string<Args...> format, Args&&... args) {                    \
     return Status(StatusCode::code, fmt::format(format, std::forward<Args>(args)...)); \
   }
 SHARDWISE_STATUS_FACTORY(invalid_argument, kInvalidArgument)
@@ -71,7 +71,7 @@ SHARDWISE_STATUS_FACTORY(data_loss, kDataLoss)
 template <typename T>
 class [[nodiscard]] StatusOr {
  public:
-  StatusOr(T value) : state_(std::move(value)) {}  // NOLINT: implicit by design
+  StatusOr(T value) : state_(std::move(value)) {}        // NOLINT: implicit by design
   StatusOr(Status status) : state_(std::move(status)) {  // NOLINT: implicit by design
     assert(!std::get<Status>(state_).ok() && "StatusOr needs a value or an error");
   }
@@ -98,10 +98,10 @@ class [[nodiscard]] StatusOr {
 #define SW_CONCAT_INNER(a, b) a##b
 #define SW_CONCAT(a, b) SW_CONCAT_INNER(a, b)
 
-#define SW_RETURN_IF_ERROR(expr)                         \
-  do {                                                   \
-    ::shardwise::Status sw_status_ = (expr);             \
-    if (!sw_status_.ok()) return sw_status_;             \
+#define SW_RETURN_IF_ERROR(expr)             \
+  do {                                       \
+    ::shardwise::Status sw_status_ = (expr); \
+    if (!sw_status_.ok()) return sw_status_; \
   } while (0)
 
 #define SW_ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr) \

@@ -1,13 +1,13 @@
 #include "models/checkpoint.h"
 
-#include "common/check.h"
-
 #include <fmt/ranges.h>
 
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
+
+#include "common/check.h"
 
 namespace shardwise {
 namespace {
@@ -24,14 +24,17 @@ StatusOr<std::vector<std::string>> read_index(const std::filesystem::path& index
   auto index = nlohmann::json::parse(text.str(), nullptr, false);
   if (index.is_discarded() || !index.is_object() || !index.contains("weight_map") ||
       !index["weight_map"].is_object()) {
-    return data_loss("{}: expected a JSON object with a \"weight_map\" object", index_path.string());
+    return data_loss("{}: expected a JSON object with a \"weight_map\" object",
+                     index_path.string());
   }
   std::set<std::string> files;
   for (const auto& [tensor, file] : index["weight_map"].items()) {
-    if (!file.is_string()) return data_loss("{}: weight_map[{}] is not a file name", index_path.string(), tensor);
+    if (!file.is_string())
+      return data_loss("{}: weight_map[{}] is not a file name", index_path.string(), tensor);
     const std::string name = file;
     if (name.find('/') != std::string::npos) {
-      return data_loss("{}: shard file '{}' must be in the model folder", index_path.string(), name);
+      return data_loss("{}: shard file '{}' must be in the model folder", index_path.string(),
+                       name);
     }
     files.insert(name);
   }
@@ -54,7 +57,8 @@ StatusOr<Checkpoint> Checkpoint::open(const std::filesystem::path& model_dir) {
     SW_ASSIGN_OR_RETURN(auto file, SafetensorsFile::open(model_dir / name));
     for (const auto& [tensor_name, view] : file->tensors()) {
       if (!checkpoint.locations_.emplace(tensor_name, &view).second) {
-        return data_loss("{}: tensor '{}' appears in two shard files", model_dir.string(), tensor_name);
+        return data_loss("{}: tensor '{}' appears in two shard files", model_dir.string(),
+                         tensor_name);
       }
     }
     checkpoint.files_.push_back(std::move(file));
@@ -78,8 +82,8 @@ StatusOr<const TensorView*> Checkpoint::find_checked(
   return view;
 }
 
-StatusOr<std::vector<float>> Checkpoint::read_f32(const std::string& name,
-                                                  const std::vector<int64_t>& expected_shape) const {
+StatusOr<std::vector<float>> Checkpoint::read_f32(
+    const std::string& name, const std::vector<int64_t>& expected_shape) const {
   SW_ASSIGN_OR_RETURN(const TensorView* view, find_checked(name, expected_shape));
   std::vector<float> out(view->element_count());
   convert_to_f32(out.data(), view->data, view->dtype, out.size());

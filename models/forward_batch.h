@@ -9,13 +9,14 @@
 namespace shardwise {
 
 struct ForwardBatch {
-  std::vector<int32_t> token_ids;     // [n_tokens]
-  std::vector<int32_t> positions;     // [n_tokens] position of the token in its sequence
-  std::vector<int32_t> seq_index;     // [n_tokens] the token's sequence: a row of block_tables
-  std::vector<int32_t> slot_mapping;  // [n_tokens] cache slot for its K/V: block * block_size + offset
+  std::vector<int32_t> token_ids;  // [n_tokens]
+  std::vector<int32_t> positions;  // [n_tokens] position of the token in its sequence
+  std::vector<int32_t> seq_index;  // [n_tokens] the token's sequence: a row of block_tables
+  std::vector<int32_t>
+      slot_mapping;  // [n_tokens] cache slot for its K/V: block * block_size + offset
   std::vector<int32_t> block_tables;  // [n_seqs, max_blocks_per_seq] cache blocks of each sequence
   int max_blocks_per_seq = 0;
-  std::vector<int32_t> logit_rows;    // [n_rows] tokens whose next-token logits are wanted
+  std::vector<int32_t> logit_rows;  // [n_rows] tokens whose next-token logits are wanted
 
   int n_tokens() const { return static_cast<int>(token_ids.size()); }
   int n_seqs() const {

@@ -28,7 +28,8 @@ PagedKvCache LlamaModel::make_kv_cache(int num_blocks, int block_size) const {
 Status LlamaModel::validate(const ForwardBatch& batch, const PagedKvCache& cache) const {
   const std::size_t n = batch.token_ids.size();
   if (n == 0) return invalid_argument("empty batch");
-  if (batch.positions.size() != n || batch.seq_index.size() != n || batch.slot_mapping.size() != n) {
+  if (batch.positions.size() != n || batch.seq_index.size() != n ||
+      batch.slot_mapping.size() != n) {
     return invalid_argument("batch arrays differ in length");
   }
   if (batch.max_blocks_per_seq <= 0 || batch.block_tables.size() % batch.max_blocks_per_seq != 0) {
@@ -45,18 +46,21 @@ Status LlamaModel::validate(const ForwardBatch& batch, const PagedKvCache& cache
                           config_.max_position_embeddings);
     }
     if (batch.seq_index[t] < 0 || batch.seq_index[t] >= batch.n_seqs()) {
-      return invalid_argument("token {} names sequence {} of {}", t, batch.seq_index[t], batch.n_seqs());
+      return invalid_argument("token {} names sequence {} of {}", t, batch.seq_index[t],
+                              batch.n_seqs());
     }
     if (batch.slot_mapping[t] < 0 || batch.slot_mapping[t] >= cache.num_slots()) {
-      return invalid_argument("cache slot {} is outside the cache of {} slots", batch.slot_mapping[t],
-                              cache.num_slots());
+      return invalid_argument("cache slot {} is outside the cache of {} slots",
+                              batch.slot_mapping[t], cache.num_slots());
     }
     // Every block the token's attention reads must be a real block.
     const int last_block = position / cache.block_size();
     if (last_block >= batch.max_blocks_per_seq) {
-      return invalid_argument("position {} needs more than {} blocks", position, batch.max_blocks_per_seq);
+      return invalid_argument("position {} needs more than {} blocks", position,
+                              batch.max_blocks_per_seq);
     }
-    const int32_t* table = batch.block_tables.data() + batch.seq_index[t] * batch.max_blocks_per_seq;
+    const int32_t* table =
+        batch.block_tables.data() + batch.seq_index[t] * batch.max_blocks_per_seq;
     for (int b = 0; b <= last_block; ++b) {
       if (table[b] < 0 || table[b] >= cache.num_blocks()) {
         return invalid_argument("block table entry {} is outside the cache of {} blocks", table[b],
@@ -65,7 +69,8 @@ Status LlamaModel::validate(const ForwardBatch& batch, const PagedKvCache& cache
     }
   }
   for (int32_t row : batch.logit_rows) {
-    if (row < 0 || static_cast<std::size_t>(row) >= n) return invalid_argument("logit row {} out of range", row);
+    if (row < 0 || static_cast<std::size_t>(row) >= n)
+      return invalid_argument("logit row {} out of range", row);
   }
   return ok_status();
 }
@@ -92,8 +97,8 @@ void LlamaModel::attention_block(int layer, const ForwardBatch& batch, const flo
   }
   cpu::apply_rotary(q.data(), k.data(), batch.positions.data(), inv_freq_.data(), n_tokens, heads,
                     kv_heads, head_dim);
-  cpu::kv_cache_write(cache.k(layer), cache.v(layer), k.data(), v.data(),
-                      batch.slot_mapping.data(), n_tokens, kv_heads, head_dim);
+  cpu::kv_cache_write(cache.k(layer), cache.v(layer), k.data(), v.data(), batch.slot_mapping.data(),
+                      n_tokens, kv_heads, head_dim);
 
   std::vector<int32_t> context_lens(n_tokens);
   for (int t = 0; t < n_tokens; ++t) context_lens[t] = batch.positions[t] + 1;

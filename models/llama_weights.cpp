@@ -64,31 +64,38 @@ StatusOr<LlamaLayerWeights> load_layer(const Checkpoint& checkpoint, const Llama
                       checkpoint.read_f32(prefix + "post_attention_layernorm.weight", {hidden}));
 
   std::vector<float> qkv;
-  SW_ASSIGN_OR_RETURN(auto q, checkpoint.read_rows_f32(prefix + "self_attn.q_proj.weight", q_shape, q_rows));
-  SW_ASSIGN_OR_RETURN(auto k, checkpoint.read_rows_f32(prefix + "self_attn.k_proj.weight", kv_shape, kv_rows));
-  SW_ASSIGN_OR_RETURN(auto v, checkpoint.read_rows_f32(prefix + "self_attn.v_proj.weight", kv_shape, kv_rows));
+  SW_ASSIGN_OR_RETURN(
+      auto q, checkpoint.read_rows_f32(prefix + "self_attn.q_proj.weight", q_shape, q_rows));
+  SW_ASSIGN_OR_RETURN(
+      auto k, checkpoint.read_rows_f32(prefix + "self_attn.k_proj.weight", kv_shape, kv_rows));
+  SW_ASSIGN_OR_RETURN(
+      auto v, checkpoint.read_rows_f32(prefix + "self_attn.v_proj.weight", kv_shape, kv_rows));
   append(qkv, q);
   append(qkv, k);
   append(qkv, v);
   const int qkv_rows = static_cast<int>(q_rows.size() + 2 * kv_rows.size());
   weights.qkv = ColumnParallelLinear(std::move(qkv), qkv_rows, static_cast<int>(hidden));
 
-  SW_ASSIGN_OR_RETURN(auto o, checkpoint.read_cols_f32(prefix + "self_attn.o_proj.weight",
-                                                       {hidden, config.num_attention_heads * head_dim},
-                                                       q_rows));
-  weights.o_proj = RowParallelLinear(std::move(o), static_cast<int>(hidden), static_cast<int>(q_rows.size()));
+  SW_ASSIGN_OR_RETURN(
+      auto o, checkpoint.read_cols_f32(prefix + "self_attn.o_proj.weight",
+                                       {hidden, config.num_attention_heads * head_dim}, q_rows));
+  weights.o_proj =
+      RowParallelLinear(std::move(o), static_cast<int>(hidden), static_cast<int>(q_rows.size()));
 
   std::vector<float> gate_up;
-  SW_ASSIGN_OR_RETURN(auto gate, checkpoint.read_rows_f32(prefix + "mlp.gate_proj.weight", ffn_shape, model.intermediate));
-  SW_ASSIGN_OR_RETURN(auto up, checkpoint.read_rows_f32(prefix + "mlp.up_proj.weight", ffn_shape, model.intermediate));
+  SW_ASSIGN_OR_RETURN(auto gate, checkpoint.read_rows_f32(prefix + "mlp.gate_proj.weight",
+                                                          ffn_shape, model.intermediate));
+  SW_ASSIGN_OR_RETURN(auto up, checkpoint.read_rows_f32(prefix + "mlp.up_proj.weight", ffn_shape,
+                                                        model.intermediate));
   append(gate_up, gate);
   append(gate_up, up);
   const int local_ffn = static_cast<int>(model.intermediate.size());
-  weights.gate_up = ColumnParallelLinear(std::move(gate_up), 2 * local_ffn, static_cast<int>(hidden));
+  weights.gate_up =
+      ColumnParallelLinear(std::move(gate_up), 2 * local_ffn, static_cast<int>(hidden));
 
-  SW_ASSIGN_OR_RETURN(auto down, checkpoint.read_cols_f32(prefix + "mlp.down_proj.weight",
-                                                          {hidden, config.intermediate_size},
-                                                          model.intermediate));
+  SW_ASSIGN_OR_RETURN(
+      auto down, checkpoint.read_cols_f32(prefix + "mlp.down_proj.weight",
+                                          {hidden, config.intermediate_size}, model.intermediate));
   weights.down_proj = RowParallelLinear(std::move(down), static_cast<int>(hidden), local_ffn);
   return weights;
 }
@@ -105,8 +112,8 @@ StatusOr<LlamaWeights> load_llama_weights(const std::filesystem::path& model_dir
   const int64_t hidden = config.hidden_size;
 
   auto loaded = [&]() -> Status {
-    SW_ASSIGN_OR_RETURN(weights.embed_tokens,
-                        checkpoint.read_f32("model.embed_tokens.weight", {config.vocab_size, hidden}));
+    SW_ASSIGN_OR_RETURN(weights.embed_tokens, checkpoint.read_f32("model.embed_tokens.weight",
+                                                                  {config.vocab_size, hidden}));
     for (int layer = 0; layer < config.num_hidden_layers; ++layer) {
       log()->debug("loading layer {}/{}", layer + 1, config.num_hidden_layers);
       SW_ASSIGN_OR_RETURN(auto layer_weights, load_layer(checkpoint, config, weights, layer));
@@ -115,9 +122,9 @@ StatusOr<LlamaWeights> load_llama_weights(const std::filesystem::path& model_dir
     SW_ASSIGN_OR_RETURN(weights.final_norm, checkpoint.read_f32("model.norm.weight", {hidden}));
     // Some tied checkpoints still store lm_head.weight; the tie decides, as in transformers.
     if (!config.tie_word_embeddings) {
-      SW_ASSIGN_OR_RETURN(weights.lm_head, checkpoint.read_rows_f32("lm_head.weight",
-                                                                    {config.vocab_size, hidden},
-                                                                    weights.vocab));
+      SW_ASSIGN_OR_RETURN(
+          weights.lm_head,
+          checkpoint.read_rows_f32("lm_head.weight", {config.vocab_size, hidden}, weights.vocab));
     }
     return ok_status();
   }();

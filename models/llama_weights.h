@@ -25,9 +25,9 @@ struct AttentionPartition {
 };
 
 struct LlamaLayerWeights {
-  std::vector<float> input_norm;           // [hidden]
-  ColumnParallelLinear qkv;                // [(local_heads + 2 * local_kv_heads) * head_dim, hidden]
-  RowParallelLinear o_proj;                // [hidden, local_heads * head_dim]
+  std::vector<float> input_norm;  // [hidden]
+  ColumnParallelLinear qkv;       // [(local_heads + 2 * local_kv_heads) * head_dim, hidden]
+  RowParallelLinear o_proj;       // [hidden, local_heads * head_dim]
   std::vector<float> post_attention_norm;  // [hidden]
   ColumnParallelLinear gate_up;            // [2 * local_intermediate, hidden]: gate rows, then up
   RowParallelLinear down_proj;             // [hidden, local_intermediate]
@@ -35,12 +35,12 @@ struct LlamaLayerWeights {
 
 struct LlamaWeights {
   AttentionPartition attention;
-  Range intermediate;                // this rank's slice of the FFN dimension
-  Range vocab;                       // this rank's slice of the vocabulary (lm_head rows)
-  std::vector<float> embed_tokens;   // [vocab, hidden], replicated
+  Range intermediate;               // this rank's slice of the FFN dimension
+  Range vocab;                      // this rank's slice of the vocabulary (lm_head rows)
+  std::vector<float> embed_tokens;  // [vocab, hidden], replicated
   std::vector<LlamaLayerWeights> layers;
-  std::vector<float> final_norm;     // [hidden]
-  std::vector<float> lm_head;        // [vocab.size(), hidden]; empty when tied to embed_tokens
+  std::vector<float> final_norm;  // [hidden]
+  std::vector<float> lm_head;     // [vocab.size(), hidden]; empty when tied to embed_tokens
 
   // This rank's lm_head rows: its own, or (tied embeddings) the matching embed_tokens rows.
   const float* lm_head_weight(int hidden_size) const;

@@ -30,7 +30,8 @@ Status read_optional_positive_int(const json& config, const char* key, int* out)
 Status read_float(const json& object, const char* key, float* out) {
   auto it = object.find(key);
   if (it == object.end() || it->is_null()) return ok_status();
-  if (!it->is_number()) return invalid_argument("key '{}' must be a number, got {}", key, it->dump());
+  if (!it->is_number())
+    return invalid_argument("key '{}' must be a number, got {}", key, it->dump());
   *out = it->get<float>();
   return ok_status();
 }
@@ -67,8 +68,9 @@ Status read_rope(const json& config, RopeParams* rope) {
                                        &rope->original_max_position_embeddings));
   if (rope->factor <= 0 || rope->low_freq_factor <= 0 ||
       rope->high_freq_factor <= rope->low_freq_factor) {
-    return invalid_argument("llama3 rope scaling needs factor > 0 and "
-                            "high_freq_factor > low_freq_factor > 0");
+    return invalid_argument(
+        "llama3 rope scaling needs factor > 0 and "
+        "high_freq_factor > low_freq_factor > 0");
   }
   return ok_status();
 }
@@ -114,8 +116,8 @@ Status parse_into(const json& config, LlamaConfig* out) {
   SW_RETURN_IF_ERROR(
       read_positive_int(config, "max_position_embeddings", &out->max_position_embeddings));
   out->num_key_value_heads = out->num_attention_heads;
-  SW_RETURN_IF_ERROR(read_optional_positive_int(config, "num_key_value_heads",
-                                                &out->num_key_value_heads));
+  SW_RETURN_IF_ERROR(
+      read_optional_positive_int(config, "num_key_value_heads", &out->num_key_value_heads));
   out->head_dim = out->hidden_size / out->num_attention_heads;
   SW_RETURN_IF_ERROR(read_optional_positive_int(config, "head_dim", &out->head_dim));
   SW_RETURN_IF_ERROR(read_float(config, "rms_norm_eps", &out->rms_norm_eps));
@@ -124,8 +126,9 @@ Status parse_into(const json& config, LlamaConfig* out) {
   SW_RETURN_IF_ERROR(read_token_ids(config, out));
 
   if (out->num_attention_heads % out->num_key_value_heads != 0) {
-    return invalid_argument("num_attention_heads ({}) must be a multiple of num_key_value_heads ({})",
-                            out->num_attention_heads, out->num_key_value_heads);
+    return invalid_argument(
+        "num_attention_heads ({}) must be a multiple of num_key_value_heads ({})",
+        out->num_attention_heads, out->num_key_value_heads);
   }
   if (out->head_dim % 2 != 0) return invalid_argument("head_dim ({}) must be even", out->head_dim);
   if (out->rms_norm_eps <= 0) return invalid_argument("rms_norm_eps must be positive");
@@ -149,7 +152,8 @@ StatusOr<LlamaConfig> parse_llama_config(std::string_view json_text, std::string
 StatusOr<LlamaConfig> load_llama_config(const std::filesystem::path& model_dir) {
   const auto path = model_dir / "config.json";
   std::ifstream in(path);
-  if (!in) return not_found("{}: cannot open (is --model a Hugging Face model folder?)", path.string());
+  if (!in)
+    return not_found("{}: cannot open (is --model a Hugging Face model folder?)", path.string());
   std::stringstream text;
   text << in.rdbuf();
   return parse_llama_config(text.str(), path.string());

@@ -16,8 +16,12 @@ class PagedKvCache {
         k_(layer_stride_ * n_layers),
         v_(layer_stride_ * n_layers) {}
 
-  float* k(int layer) { return k_.data() + layer * layer_stride_; }  // [num_blocks, block_size, kv, d]
-  float* v(int layer) { return v_.data() + layer * layer_stride_; }  // [num_blocks, block_size, kv, d]
+  float* k(int layer) {
+    return k_.data() + layer * layer_stride_;
+  }  // [num_blocks, block_size, kv, d]
+  float* v(int layer) {
+    return v_.data() + layer * layer_stride_;
+  }  // [num_blocks, block_size, kv, d]
   int num_blocks() const { return num_blocks_; }
   int block_size() const { return block_size_; }
   int num_slots() const { return num_blocks_ * block_size_; }

@@ -9,7 +9,9 @@ namespace shardwise {
 
 ColumnParallelLinear::ColumnParallelLinear(std::vector<float> weight, int local_out_features,
                                            int in_features)
-    : weight_(std::move(weight)), local_out_features_(local_out_features), in_features_(in_features) {
+    : weight_(std::move(weight)),
+      local_out_features_(local_out_features),
+      in_features_(in_features) {
   SW_CHECK(weight_.size() == static_cast<std::size_t>(local_out_features) * in_features);
 }
 
@@ -19,7 +21,9 @@ void ColumnParallelLinear::forward(float* out, const float* in, int n_tokens) co
 
 RowParallelLinear::RowParallelLinear(std::vector<float> weight, int out_features,
                                      int local_in_features)
-    : weight_(std::move(weight)), out_features_(out_features), local_in_features_(local_in_features) {
+    : weight_(std::move(weight)),
+      out_features_(out_features),
+      local_in_features_(local_in_features) {
   SW_CHECK(weight_.size() == static_cast<std::size_t>(out_features) * local_in_features);
 }
 

@@ -31,7 +31,8 @@ StatusOr<TensorView> parse_tensor_entry(const std::string& name, const json& ent
   const std::string dtype = entry["dtype"];
   auto parsed = dtype_from_name(dtype);
   if (!parsed) {
-    return data_loss("tensor '{}': unsupported dtype '{}' (supported: F32, F16, BF16)", name, dtype);
+    return data_loss("tensor '{}': unsupported dtype '{}' (supported: F32, F16, BF16)", name,
+                     dtype);
   }
   view.dtype = *parsed;
 
@@ -39,7 +40,8 @@ StatusOr<TensorView> parse_tensor_entry(const std::string& name, const json& ent
   if (!shape.is_array()) return data_loss("tensor '{}': shape is not an array", name);
   uint64_t elements = 1;
   for (const auto& dim : shape) {
-    if (!dim.is_number_unsigned()) return data_loss("tensor '{}': bad dimension {}", name, dim.dump());
+    if (!dim.is_number_unsigned())
+      return data_loss("tensor '{}': bad dimension {}", name, dim.dump());
     const uint64_t extent = dim.get<uint64_t>();
     if (extent != 0 && elements > (uint64_t{1} << 48) / extent) {
       return data_loss("tensor '{}': shape too large", name);
@@ -56,8 +58,10 @@ StatusOr<TensorView> parse_tensor_entry(const std::string& name, const json& ent
   const uint64_t begin = offsets[0].get<uint64_t>();
   const uint64_t end = offsets[1].get<uint64_t>();
   if (begin > end || end > data_size) {
-    return data_loss("tensor '{}': data_offsets [{}, {}] lie outside the {} data bytes (truncated "
-                     "file?)", name, begin, end, data_size);
+    return data_loss(
+        "tensor '{}': data_offsets [{}, {}] lie outside the {} data bytes (truncated "
+        "file?)",
+        name, begin, end, data_size);
   }
   const uint64_t expected = elements * dtype_size(view.dtype);
   if (end - begin != expected) {
@@ -102,7 +106,8 @@ StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::open(
 }
 
 Status SafetensorsFile::parse_header(std::size_t file_size) {
-  if (file_size < 8) return data_loss("file is {} bytes, too short for a safetensors header", file_size);
+  if (file_size < 8)
+    return data_loss("file is {} bytes, too short for a safetensors header", file_size);
   const auto* bytes = static_cast<const std::byte*>(mapping_);
   uint64_t header_size = 0;
   std::memcpy(&header_size, bytes, 8);  // little-endian, as are the machines we run on

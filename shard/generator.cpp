@@ -25,7 +25,9 @@ ForwardBatch sequence_batch(std::span<const int32_t> ids, int first_position, in
   return batch;
 }
 
-int blocks_for(int n_positions, int block_size) { return (n_positions + block_size - 1) / block_size; }
+int blocks_for(int n_positions, int block_size) {
+  return (n_positions + block_size - 1) / block_size;
+}
 
 Status validate_request(const LlamaConfig& config, const GenerationRequest& request) {
   const int context = config.max_position_embeddings;
@@ -39,11 +41,14 @@ Status validate_request(const LlamaConfig& config, const GenerationRequest& requ
   if (!(request.sampling.top_p > 0 && request.sampling.top_p <= 1)) {
     return invalid_argument("top_p must be in (0, 1], got {}", request.sampling.top_p);
   }
-  if (request.sampling.top_k < 0) return invalid_argument("top_k must be >= 0, got {}", request.sampling.top_k);
-  const long long needed = static_cast<long long>(request.prompt_ids.size()) + request.max_new_tokens;
+  if (request.sampling.top_k < 0)
+    return invalid_argument("top_k must be >= 0, got {}", request.sampling.top_k);
+  const long long needed =
+      static_cast<long long>(request.prompt_ids.size()) + request.max_new_tokens;
   if (needed > context) {
-    return out_of_range("prompt ({} tokens) + max_new_tokens ({}) exceeds the context window of {} tokens",
-                        request.prompt_ids.size(), request.max_new_tokens, context);
+    return out_of_range(
+        "prompt ({} tokens) + max_new_tokens ({}) exceeds the context window of {} tokens",
+        request.prompt_ids.size(), request.max_new_tokens, context);
   }
   if (request.block_size < 1) return invalid_argument("block_size must be >= 1");
   return ok_status();
@@ -90,8 +95,8 @@ StatusOr<GenerationResult> generate(LlamaModel& model, const GenerationRequest& 
   return generate(runner, request, on_token);
 }
 
-StatusOr<std::vector<float>> prompt_logits(LlamaModel& model, const std::vector<int32_t>& prompt_ids,
-                                           int block_size) {
+StatusOr<std::vector<float>> prompt_logits(LlamaModel& model,
+                                           const std::vector<int32_t>& prompt_ids, int block_size) {
   if (prompt_ids.empty()) return invalid_argument("the prompt is empty");
   if (static_cast<long long>(prompt_ids.size()) > model.config().max_position_embeddings) {
     return out_of_range("prompt ({} tokens) exceeds the context window of {} tokens",

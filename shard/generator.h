@@ -15,11 +15,11 @@
 namespace shardwise {
 
 struct GenerationRequest {
-  std::vector<int32_t> prompt_ids;       // e.g. {1} (BOS)
-  int max_new_tokens = 16;               // >= 1
+  std::vector<int32_t> prompt_ids;  // e.g. {1} (BOS)
+  int max_new_tokens = 16;          // >= 1
   SamplingParams sampling;
-  std::vector<int32_t> stop_token_ids;   // e.g. the model's EOS ids; empty: never stop early
-  int block_size = 16;                   // KV cache block size in tokens
+  std::vector<int32_t> stop_token_ids;  // e.g. the model's EOS ids; empty: never stop early
+  int block_size = 16;                  // KV cache block size in tokens
 };
 
 struct GenerationResult {
@@ -38,7 +38,8 @@ StatusOr<GenerationResult> generate(LlamaModel& model, const GenerationRequest& 
                                     const TokenCallback& on_token = {});
 
 // The logits at every prompt position, [prompt length, vocab]: one prefill pass.
-StatusOr<std::vector<float>> prompt_logits(LlamaModel& model, const std::vector<int32_t>& prompt_ids,
+StatusOr<std::vector<float>> prompt_logits(LlamaModel& model,
+                                           const std::vector<int32_t>& prompt_ids,
                                            int block_size = 16);
 
 }  // namespace shardwise

@@ -30,13 +30,16 @@ void StepPlan::encode(Header* header, std::vector<int32_t>* payload) const {
 Status StepPlan::decode_header(const Header& header, std::size_t* payload_ints) {
   if (header[0] != kMagic) return data_loss("step plan has bad magic {:#x}", header[0]);
   if (header[1] != kVersion) {
-    return failed_precondition("step plan version {} from the leader, this follower speaks {}: "
-                               "all ranks must run the same shardwise build", header[1], kVersion);
+    return failed_precondition(
+        "step plan version {} from the leader, this follower speaks {}: "
+        "all ranks must run the same shardwise build",
+        header[1], kVersion);
   }
   for (int i = 3; i < kHeaderInts; ++i) {
     if (header[i] < 0) return data_loss("step plan header field {} is negative", i);
   }
-  const int64_t expected = 4LL * header[3] + static_cast<int64_t>(header[4]) * header[5] + header[6];
+  const int64_t expected =
+      4LL * header[3] + static_cast<int64_t>(header[4]) * header[5] + header[6];
   if (expected != header[7]) return data_loss("step plan sizes disagree with its payload length");
   *payload_ints = static_cast<std::size_t>(header[7]);
   return ok_status();

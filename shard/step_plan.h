@@ -3,8 +3,9 @@
 // forward pass: the ForwardBatch (token ids, positions, slots, block tables, logit rows).
 //
 // Wire format (version 1), all int32 little-endian:
-//   header  [magic, version, kind, n_tokens, n_seqs, max_blocks_per_seq, n_logit_rows, payload_ints]
-//   payload token_ids[n_tokens] positions[n_tokens] seq_index[n_tokens] slot_mapping[n_tokens]
+//   header  [magic, version, kind, n_tokens, n_seqs, max_blocks_per_seq, n_logit_rows,
+//   payload_ints] payload token_ids[n_tokens] positions[n_tokens] seq_index[n_tokens]
+//   slot_mapping[n_tokens]
 //           block_tables[n_seqs * max_blocks_per_seq] logit_rows[n_logit_rows]
 // The header goes in one broadcast (fixed size), the payload in a second.
 #pragma once

@@ -34,8 +34,7 @@ StatusOr<std::vector<float>> LeaderModelRunner::execute(const ForwardBatch& batc
   return local_.execute(batch);
 }
 
-Status run_follower_loop(LlamaModel& model, Communicator& comm, int num_kv_blocks,
-                         int block_size) {
+Status run_follower_loop(LlamaModel& model, Communicator& comm, int num_kv_blocks, int block_size) {
   LocalModelRunner local(model, num_kv_blocks, block_size);
   std::vector<int32_t> payload;
   for (long steps = 0;; ++steps) {

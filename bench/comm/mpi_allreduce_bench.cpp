@@ -26,8 +26,10 @@ int main(int argc, char** argv) {
   MpiCommunicator comm((*session)->tp_group(), std::chrono::seconds(60));
   const int n = comm.size();
   if (comm.rank() == 0) {
-    std::printf("# MPI all-reduce (sum, fp32, in place), %d ranks, %d timed iterations after %d "
-                "warm-up; median per call\n", n, iterations, iterations / 10);
+    std::printf(
+        "# MPI all-reduce (sum, fp32, in place), %d ranks, %d timed iterations after %d "
+        "warm-up; median per call\n",
+        n, iterations, iterations / 10);
     std::printf("%8s %8s %12s %12s %12s %12s\n", "batch", "hidden", "bytes", "median_us",
                 "algbw_GB/s", "busbw_GB/s");
   }
@@ -41,7 +43,8 @@ int main(int argc, char** argv) {
         const auto start = std::chrono::steady_clock::now();
         comm.all_reduce_sum(data.data(), count);
         const double us =
-            std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count();
+            std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start)
+                .count();
         if (i >= iterations / 10) times.push_back(us);
         std::fill(data.begin(), data.end(), 1.0f);
       }

@@ -17,7 +17,8 @@ void paged_attention(float* out, const float* q, const float* k_cache, const flo
   for (int t = 0; t < n_tokens; ++t) {
     for (int h = 0; h < n_heads; ++h) {
       const int context = context_lens[t];
-      const int32_t* table = block_tables + static_cast<std::size_t>(seq_index[t]) * max_blocks_per_seq;
+      const int32_t* table =
+          block_tables + static_cast<std::size_t>(seq_index[t]) * max_blocks_per_seq;
       const float* query = q + (static_cast<std::size_t>(t) * n_heads + h) * head_dim;
       const std::size_t head_offset = static_cast<std::size_t>(h / group) * head_dim;
       auto slot_of = [&](int pos) {

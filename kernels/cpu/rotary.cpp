@@ -49,8 +49,8 @@ void rotate_heads(float* x, int n_heads, int head_dim, const float* cos, const f
 
 }  // namespace
 
-void apply_rotary(float* q, float* k, const int32_t* positions, const float* inv_freq,
-                  int n_tokens, int n_heads, int n_kv_heads, int head_dim) {
+void apply_rotary(float* q, float* k, const int32_t* positions, const float* inv_freq, int n_tokens,
+                  int n_heads, int n_kv_heads, int head_dim) {
   const int half = head_dim / 2;
 #pragma omp parallel for if (n_tokens > 16)
   for (int t = 0; t < n_tokens; ++t) {

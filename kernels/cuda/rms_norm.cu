@@ -8,13 +8,15 @@ constexpr int kThreads = 256;
 
 __device__ float block_sum(float value) {
   __shared__ float warp_sums[kThreads / 32];
-  for (int offset = 16; offset > 0; offset /= 2) value += __shfl_xor_sync(0xffffffff, value, offset);
+  for (int offset = 16; offset > 0; offset /= 2)
+    value += __shfl_xor_sync(0xffffffff, value, offset);
   const int warp = threadIdx.x / 32;
   if (threadIdx.x % 32 == 0) warp_sums[warp] = value;
   __syncthreads();
   value = threadIdx.x < kThreads / 32 ? warp_sums[threadIdx.x] : 0.0f;
   if (warp == 0) {
-    for (int offset = 16; offset > 0; offset /= 2) value += __shfl_xor_sync(0xffffffff, value, offset);
+    for (int offset = 16; offset > 0; offset /= 2)
+      value += __shfl_xor_sync(0xffffffff, value, offset);
     if (threadIdx.x == 0) warp_sums[0] = value;
   }
   __syncthreads();
@@ -34,7 +36,8 @@ __global__ void rms_norm_kernel(T* __restrict__ out, const T* __restrict__ in,
   }
   const float inv_rms = rsqrtf(block_sum(sum_squares) / hidden + eps);
   for (int i = threadIdx.x; i < hidden; i += kThreads) {
-    row_out[i] = static_cast<T>(static_cast<float>(weight[i]) * (static_cast<float>(row_in[i]) * inv_rms));
+    row_out[i] =
+        static_cast<T>(static_cast<float>(weight[i]) * (static_cast<float>(row_in[i]) * inv_rms));
   }
 }
 

@@ -8,9 +8,12 @@
 #include <nlohmann/json.hpp>
 
 #include "comm/communicator.h"
+#include "comm/mpi_communicator.h"
+#include "comm/mpi_session.h"
 #include "shard/cli/batch_requests.h"
 #include "shard/cli/cli_support.h"
 #include "shard/engine/engine.h"
+#include "shard/tp_model_runner.h"
 #if SHARDWISE_HAS_TOKENIZER
 #include "models/tokenizer/tokenizer.h"
 #endif
@@ -30,6 +33,8 @@ struct BatchOptions {
   int max_batch_tokens = 512;
   int max_num_seqs = 256;
   bool no_prefix_caching = false;
+  int tp = 1;                        // > 1: run as one TP group under mpirun, rank 0 writes
+  double collective_timeout_s = 60;  // with --tp: seconds before a stalled collective aborts
 };
 
 // The automatic cache size stops here: about a Llama-3-8B cache of 4096 tokens in fp32.
@@ -156,9 +161,9 @@ json result_line(const json& id, const Result& result, const TextCodec& codec) {
   return line;
 }
 
-void run_batch(const BatchOptions& options) {
-  auto items = read_items(options.input);
-  const TextCodec codec(options.model_dir);
+// The engine requests of the input lines, prompts encoded; a bad line fails naming it.
+std::vector<Request> build_requests(const BatchOptions& options, std::vector<NumberedItem>& items,
+                                    const TextCodec& codec) {
   std::vector<Request> requests(items.size());
   for (std::size_t i = 0; i < items.size(); ++i) {
     BatchItem& item = items[i].item;
@@ -172,18 +177,50 @@ void run_batch(const BatchOptions& options) {
     requests[i].prompt_ids = std::move(item.token_ids);
     requests[i].sampling = std::move(item.sampling);
   }
+  return requests;
+}
 
-  SoloCommunicator comm;
-  auto model = value_or_fail(load_llama_model(options.model_dir, comm));
+void run_batch(const BatchOptions& options) {
+  auto items = read_items(options.input);
+  const TextCodec codec(options.model_dir);
+  std::vector<Request> requests = build_requests(options, items, codec);
+
+  // With --tp, every rank reads the same input (so all size the cache alike) and loads its
+  // slice; followers then execute the leader's StepPlans until it shuts them down.
+  std::unique_ptr<MpiSession> session;
+  std::unique_ptr<Communicator> comm;
+  if (options.tp > 1) {
+    session = value_or_fail(MpiSession::start(nullptr, nullptr, options.tp));
+    if (session->config().num_replicas() != 1) {
+      fail(invalid_argument("batch --tp {} runs one replica: launch it with mpirun -np {}",
+                            options.tp, options.tp));
+    }
+    comm = std::make_unique<MpiCommunicator>(
+        session->tp_group(),
+        std::chrono::milliseconds(static_cast<long>(options.collective_timeout_s * 1000)));
+  } else {
+    comm = std::make_unique<SoloCommunicator>();
+  }
+  auto model = value_or_fail(load_llama_model(options.model_dir, *comm));
   const int num_blocks = options.num_kv_blocks > 0
                              ? options.num_kv_blocks
                              : auto_num_blocks(*model, requests, options.block_size);
-  LocalModelRunner runner(*model, num_blocks, options.block_size);
+  if (comm->rank() != 0) {
+    const Status status = run_follower_loop(*model, *comm, num_blocks, options.block_size);
+    if (!status.ok()) fail(status);
+    return;
+  }
+  std::unique_ptr<ModelRunner> runner;
+  if (options.tp > 1) {
+    runner = std::make_unique<LeaderModelRunner>(*model, *comm, num_blocks, options.block_size);
+  } else {
+    runner = std::make_unique<LocalModelRunner>(*model, num_blocks, options.block_size);
+  }
   EngineOptions engine_options;
   engine_options.scheduler.max_batch_tokens = options.max_batch_tokens;
   engine_options.scheduler.max_num_seqs = options.max_num_seqs;
   engine_options.enable_prefix_caching = !options.no_prefix_caching;
-  Engine engine(runner, engine_options);
+  Engine engine(*runner, engine_options);
   log()->info("batch: {} requests, KV cache {} blocks of {} tokens", requests.size(), num_blocks,
               options.block_size);
 
@@ -264,6 +301,16 @@ void add_batch_command(CLI::App& app) {
       ->capture_default_str();
   batch->add_flag("--no-prefix-caching", options->no_prefix_caching,
                   "Do not reuse the KV blocks of shared prompt prefixes");
+  batch
+      ->add_option("--tp", options->tp,
+                   "Tensor-parallel degree; > 1 under mpirun -np TP (rank 0 writes the output)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  batch
+      ->add_option("--collective-timeout", options->collective_timeout_s,
+                   "With --tp: seconds a collective may take before the group is aborted")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   batch->callback([options] { run_batch(*options); });
 }
 

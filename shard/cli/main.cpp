@@ -11,8 +11,9 @@
 #endif
 
 int main(int argc, char** argv) {
-  CLI::App app{"shardwise: Llama-family inference on CPU and GPU clusters.\n"
-               "Logs go to stderr; results (JSON) to stdout."};
+  CLI::App app{
+      "shardwise: Llama-family inference on CPU and GPU clusters.\n"
+      "Logs go to stderr; results (JSON) to stdout."};
   app.require_subcommand(1);
   app.fallthrough();  // global options may follow the subcommand too
   int threads = 0;

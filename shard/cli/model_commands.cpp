@@ -23,13 +23,15 @@ struct ModelOptions {
 };
 
 void add_model_options(CLI::App* command, ModelOptions& options) {
-  command->add_option("--model", options.model_dir,
-                      "Hugging Face model folder (config.json + safetensors)")
+  command
+      ->add_option("--model", options.model_dir,
+                   "Hugging Face model folder (config.json + safetensors)")
       ->capture_default_str();
 }
 
 CLI::Option* add_ids_option(CLI::App* command, ModelOptions& options) {
-  return command->add_option("--ids", options.ids, "Prompt token ids, comma-separated, e.g. 1,403,407")
+  return command
+      ->add_option("--ids", options.ids, "Prompt token ids, comma-separated, e.g. 1,403,407")
       ->delimiter(',');
 }
 
@@ -56,8 +58,10 @@ std::vector<int32_t> prompt_ids(const ModelOptions& options, const Tokenizer* to
   }
   if (!options.chat) return value_or_fail(tokenizer->encode(options.prompt, true));
   if (!tokenizer->has_chat_template()) {
-    fail(failed_precondition("{} has no chat template (tokenizer_config.json chat_template); "
-                             "drop --chat", options.model_dir));
+    fail(
+        failed_precondition("{} has no chat template (tokenizer_config.json chat_template); "
+                            "drop --chat",
+                            options.model_dir));
   }
   const nlohmann::json messages = {{{"role", "user"}, {"content", options.prompt}}};
   const std::string text = value_or_fail(tokenizer->apply_chat_template(messages, true));
@@ -134,14 +138,17 @@ void add_model_commands(CLI::App& app) {
   add_model_options(logits, *options);
   add_ids_option(logits, *options)->required();
   auto out_path = std::make_shared<std::string>();
-  logits->add_option("--out", *out_path, "Output .safetensors file (F32 tensor 'logits' "
-                                         "[number of ids, vocab_size])")
+  logits
+      ->add_option("--out", *out_path,
+                   "Output .safetensors file (F32 tensor 'logits' "
+                   "[number of ids, vocab_size])")
       ->required();
   logits->callback([options, out_path] { run_logits(*options, *out_path); });
 
   auto* generate_command = app.add_subcommand(
-      "generate", "Generate tokens after a prompt; prints {\"token_ids\": [...], \"text\": \"...\"} "
-                  "(text when the model folder has a tokenizer)");
+      "generate",
+      "Generate tokens after a prompt; prints {\"token_ids\": [...], \"text\": \"...\"} "
+      "(text when the model folder has a tokenizer)");
   add_model_options(generate_command, *options);
   auto* ids = add_ids_option(generate_command, *options);
   auto* prompt = generate_command->add_option("--prompt", options->prompt,
@@ -151,21 +158,25 @@ void add_model_commands(CLI::App& app) {
                              "Send --prompt as a user message through the model's chat template");
 
   auto generate_options = std::make_shared<GenerateOptions>();
-  generate_command->add_option("--max-new-tokens", generate_options->max_new_tokens,
-                               "Tokens to generate (at most)")
+  generate_command
+      ->add_option("--max-new-tokens", generate_options->max_new_tokens,
+                   "Tokens to generate (at most)")
       ->capture_default_str();
-  generate_command->add_option("--temperature", generate_options->sampling.temperature,
-                               "Sampling temperature; 0 is greedy")
+  generate_command
+      ->add_option("--temperature", generate_options->sampling.temperature,
+                   "Sampling temperature; 0 is greedy")
       ->capture_default_str();
-  generate_command->add_option("--top-k", generate_options->sampling.top_k,
-                               "Keep only the k likeliest tokens (0: off)")
+  generate_command
+      ->add_option("--top-k", generate_options->sampling.top_k,
+                   "Keep only the k likeliest tokens (0: off)")
       ->capture_default_str();
-  generate_command->add_option("--top-p", generate_options->sampling.top_p,
-                               "Nucleus sampling: keep the likeliest tokens holding this much "
-                               "probability (1: off)")
+  generate_command
+      ->add_option("--top-p", generate_options->sampling.top_p,
+                   "Nucleus sampling: keep the likeliest tokens holding this much "
+                   "probability (1: off)")
       ->capture_default_str();
-  generate_command->add_option("--seed", generate_options->sampling.seed,
-                               "Random seed for sampling")
+  generate_command
+      ->add_option("--seed", generate_options->sampling.seed, "Random seed for sampling")
       ->capture_default_str();
   generate_command->add_flag("--ignore-eos", generate_options->ignore_eos,
                              "Keep generating past end-of-sequence tokens");

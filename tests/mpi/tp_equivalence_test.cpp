@@ -23,7 +23,7 @@ class TpEquivalenceTest : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(TpEquivalenceTest, LogitsAndGreedyTokensEqualTp1) {
   const auto dir = GetParam() == "stories260K" ? testing::default_model_dir()
-                                                 : testing::testdata_dir() / "hf-tiny" / GetParam();
+                                               : testing::testdata_dir() / "hf-tiny" / GetParam();
   MpiCommunicator tp_comm(g_session->tp_group(), std::chrono::seconds(60));
   SoloCommunicator solo;
   auto sliced = load_llama_model(dir, tp_comm);
@@ -35,14 +35,16 @@ TEST_P(TpEquivalenceTest, LogitsAndGreedyTokensEqualTp1) {
     EXPECT_EQ((*sliced)->attention_partition().local_kv_heads, 1) << "KV heads replicated";
   }
 
-  const std::vector<std::vector<int32_t>> prompts{{1}, {1, 403, 407, 261, 378}, {5, 17, 9, 33, 2, 8, 100}};
+  const std::vector<std::vector<int32_t>> prompts{
+      {1}, {1, 403, 407, 261, 378}, {5, 17, 9, 33, 2, 8, 100}};
   for (const auto& prompt : prompts) {
     auto tp_logits = prompt_logits(**sliced, prompt);
     auto reference = prompt_logits(**whole, prompt);
     ASSERT_TRUE(tp_logits.ok() && reference.ok());
     const int vocab = config.vocab_size;
     for (std::size_t p = 0; p < prompt.size(); ++p) {
-      std::span<const float> a(tp_logits->data() + p * vocab, vocab), b(reference->data() + p * vocab, vocab);
+      std::span<const float> a(tp_logits->data() + p * vocab, vocab),
+          b(reference->data() + p * vocab, vocab);
       EXPECT_TRUE(testing::close_by_relative_error(a, b, kTpTolerance)) << "position " << p;
     }
     GenerationRequest request;

@@ -1,11 +1,11 @@
 #include "tests/support/test_support.h"
 
+#include <unistd.h>
+
 #include <cmath>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
-
-#include <unistd.h>
 
 namespace shardwise::testing {
 

@@ -80,7 +80,8 @@ TEST(Checkpoint, MissingTensorIsNamed) {
   ASSERT_FALSE(weights.ok());
   EXPECT_EQ(weights.status().code(), StatusCode::kNotFound);
   EXPECT_NE(weights.status().message().find("'model.layers.1.mlp.up_proj.weight' is missing"),
-            std::string::npos) << weights.status().to_string();
+            std::string::npos)
+      << weights.status().to_string();
 }
 
 TEST(Checkpoint, WrongShapeNamesTensorAndShapes) {
@@ -90,9 +91,10 @@ TEST(Checkpoint, WrongShapeNamesTensorAndShapes) {
   auto weights = load_llama_weights(testing::testdata_dir() / kModel, *config, TensorParallel{});
   ASSERT_FALSE(weights.ok());
   EXPECT_EQ(weights.status().code(), StatusCode::kInvalidArgument);
-  EXPECT_NE(weights.status().message().find(
-                "'model.layers.0.mlp.gate_proj.weight' has shape [176, 64], but config.json implies [180, 64]"),
-            std::string::npos) << weights.status().to_string();
+  EXPECT_NE(weights.status().message().find("'model.layers.0.mlp.gate_proj.weight' has shape [176, "
+                                            "64], but config.json implies [180, 64]"),
+            std::string::npos)
+      << weights.status().to_string();
 }
 
 TEST(Checkpoint, IndexNamingAMissingShard) {
@@ -100,7 +102,8 @@ TEST(Checkpoint, IndexNamingAMissingShard) {
   std::filesystem::remove(dir / "model-00002-of-00002.safetensors");
   auto checkpoint = Checkpoint::open(dir);
   ASSERT_FALSE(checkpoint.ok());
-  EXPECT_NE(checkpoint.status().message().find("model-00002-of-00002.safetensors"), std::string::npos);
+  EXPECT_NE(checkpoint.status().message().find("model-00002-of-00002.safetensors"),
+            std::string::npos);
 }
 
 TEST(Checkpoint, FolderWithoutWeights) {

@@ -18,8 +18,8 @@ struct Run {
 
 Run run_cli(const std::string& arguments) {
   const auto dir = testing::scratch_dir("cli");
-  const std::string command = std::string(SHARDWISE_BIN_DIR) + "/shardwise " + arguments +
-                              " >" + (dir / "out").string() + " 2>" + (dir / "err").string();
+  const std::string command = std::string(SHARDWISE_BIN_DIR) + "/shardwise " + arguments + " >" +
+                              (dir / "out").string() + " 2>" + (dir / "err").string();
   Run run;
   const int status = std::system(command.c_str());
   run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
@@ -32,12 +32,13 @@ TEST(Cli, GenerateWithTheDefaultModelPrintsJson) {
   auto run = run_cli("generate --ids 1 --max-new-tokens 12 --temperature 0");
   ASSERT_EQ(run.exit_code, 0) << run.err;
   auto out = nlohmann::json::parse(run.out);
-  EXPECT_EQ(out["token_ids"], (std::vector<int>{403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315, 421}));
+  EXPECT_EQ(out["token_ids"],
+            (std::vector<int>{403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315, 421}));
 }
 
 TEST(Cli, GenerateFromTextPromptPrintsText) {
-  const auto reference = nlohmann::json::parse(testing::read_text_file(
-      testing::testdata_dir() / "stories260K/reference/reference.json"));
+  const auto reference = nlohmann::json::parse(
+      testing::read_text_file(testing::testdata_dir() / "stories260K/reference/reference.json"));
   std::string expected;
   for (const auto& c : reference["cases"]) {
     if (c["name"] == "once_upon_a_time_steps64") expected = c["text"];
@@ -52,7 +53,8 @@ TEST(Cli, GenerateFromTextPromptPrintsText) {
 TEST(Cli, TokenizeAndDetokenize) {
   auto tokenized = run_cli("tokenize --text 'Once upon a time'");
   ASSERT_EQ(tokenized.exit_code, 0) << tokenized.err;
-  EXPECT_EQ(nlohmann::json::parse(tokenized.out)["token_ids"], (std::vector<int>{1, 403, 407, 261, 378}));
+  EXPECT_EQ(nlohmann::json::parse(tokenized.out)["token_ids"],
+            (std::vector<int>{1, 403, 407, 261, 378}));
   auto bare = run_cli("tokenize --no-special-tokens --text 'Once upon a time'");
   EXPECT_EQ(nlohmann::json::parse(bare.out)["token_ids"], (std::vector<int>{403, 407, 261, 378}));
   auto detokenized = run_cli("detokenize --ids 403,407,261,378");
@@ -93,7 +95,8 @@ TEST(Cli, ErrorsGoToStderrWithNonZeroExit) {
   auto missing_model = run_cli("generate --model /nonexistent --ids 1");
   EXPECT_NE(missing_model.exit_code, 0);
   EXPECT_TRUE(missing_model.out.empty());
-  EXPECT_NE(missing_model.err.find("/nonexistent/config.json"), std::string::npos) << missing_model.err;
+  EXPECT_NE(missing_model.err.find("/nonexistent/config.json"), std::string::npos)
+      << missing_model.err;
 
   auto bad_id = run_cli("generate --ids 1,9999");
   EXPECT_NE(bad_id.exit_code, 0);

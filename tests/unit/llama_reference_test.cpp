@@ -37,7 +37,8 @@ void expect_logits_match(const std::vector<float>& ours, const std::vector<float
                          int vocab, double tolerance, const std::string& what) {
   ASSERT_EQ(ours.size(), reference.size()) << what;
   for (std::size_t p = 0; p < reference.size() / vocab; ++p) {
-    std::span<const float> a(ours.data() + p * vocab, vocab), b(reference.data() + p * vocab, vocab);
+    std::span<const float> a(ours.data() + p * vocab, vocab),
+        b(reference.data() + p * vocab, vocab);
     EXPECT_TRUE(testing::close_by_relative_error(a, b, tolerance)) << what << " position " << p;
   }
 }
@@ -68,8 +69,8 @@ TEST_P(HfTinyReferenceTest, LogitsAndGreedyMatchTransformers) {
     const auto prompt = c["prompt_ids"].get<std::vector<int32_t>>();
     auto ours = prompt_logits(*model, prompt);
     ASSERT_TRUE(ours.ok()) << ours.status().to_string();
-    expect_logits_match(*ours, reference_tensor(**logits_file, fmt::format("prompt{}.logits", i)), vocab,
-                        Tolerance::kF32, fmt::format("{} prompt {}", GetParam(), i));
+    expect_logits_match(*ours, reference_tensor(**logits_file, fmt::format("prompt{}.logits", i)),
+                        vocab, Tolerance::kF32, fmt::format("{} prompt {}", GetParam(), i));
 
     const auto expected = c["greedy_ids"].get<std::vector<int32_t>>();
     const auto margins = c["greedy_top1_top2_margin"].get<std::vector<double>>();
@@ -77,7 +78,8 @@ TEST_P(HfTinyReferenceTest, LogitsAndGreedyMatchTransformers) {
     ASSERT_EQ(tokens.size(), expected.size());
     std::size_t checked = 0;
     for (; checked < expected.size() && margins[checked] >= kNearTieMargin; ++checked) {
-      ASSERT_EQ(tokens[checked], expected[checked]) << GetParam() << " prompt " << i << " step " << checked;
+      ASSERT_EQ(tokens[checked], expected[checked])
+          << GetParam() << " prompt " << i << " step " << checked;
     }
     EXPECT_GE(checked, 7u) << "too few steps before a near-tie to make this test meaningful";
   }
@@ -92,8 +94,8 @@ class Stories260KTest : public ::testing::Test {
   void SetUp() override {
     model_ = load(testing::default_model_dir(), comm_);
     ASSERT_NE(model_, nullptr);
-    reference_ = json::parse(testing::read_text_file(
-        testing::testdata_dir() / "stories260K/reference/reference.json"));
+    reference_ = json::parse(
+        testing::read_text_file(testing::testdata_dir() / "stories260K/reference/reference.json"));
   }
   const json& reference_case(const std::string& name) {
     for (const json& c : reference_["cases"]) {
@@ -142,8 +144,9 @@ TEST_F(Stories260KTest, TeacherForcedLogitsMatchTransformers) {
 
 // Decoding one token at a time against the cache gives the logits of re-running the prefix.
 TEST_F(Stories260KTest, CachedDecodeEqualsRecomputingThePrefix) {
-  std::vector<int32_t> sequence{1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315, 421, 395,
-                                317, 426, 338, 401, 396, 267};  // crosses a block boundary at 16
+  std::vector<int32_t> sequence{
+      1,   403, 407, 261, 378, 432, 383, 286, 261, 376,
+      298, 315, 421, 395, 317, 426, 338, 401, 396, 267};  // crosses a block boundary at 16
   const int prompt_length = 5;
   const int block_size = 4;
   PagedKvCache cache = model_->make_kv_cache(8, block_size);
@@ -165,11 +168,13 @@ TEST_F(Stories260KTest, CachedDecodeEqualsRecomputingThePrefix) {
   for (int p = prompt_length; p < static_cast<int>(sequence.size()); ++p) {
     auto decoded = model_->forward(batch_for(p, 1), cache);
     ASSERT_TRUE(decoded.ok()) << decoded.status().to_string();
-    auto full = prompt_logits(*model_, std::vector<int32_t>(sequence.begin(), sequence.begin() + p + 1));
+    auto full =
+        prompt_logits(*model_, std::vector<int32_t>(sequence.begin(), sequence.begin() + p + 1));
     ASSERT_TRUE(full.ok());
     std::span<const float> last(full->data() + p * 512, 512);
     // Same kernels, different GEMM shapes: only summation order differs.
-    EXPECT_TRUE(testing::close_by_relative_error(*decoded, last, Tolerance::kF32Kernel)) << "position " << p;
+    EXPECT_TRUE(testing::close_by_relative_error(*decoded, last, Tolerance::kF32Kernel))
+        << "position " << p;
   }
 }
 
@@ -180,7 +185,8 @@ TEST_F(Stories260KTest, TokenIdsOutsideTheVocabularyAreRejected) {
     auto result = generate(*model_, request);
     ASSERT_FALSE(result.ok());
     EXPECT_EQ(result.status().code(), StatusCode::kInvalidArgument);
-    EXPECT_NE(result.status().message().find(fmt::format("token id {} (at index 1)", bad)), std::string::npos)
+    EXPECT_NE(result.status().message().find(fmt::format("token id {} (at index 1)", bad)),
+              std::string::npos)
         << result.status().to_string();
   }
 }
@@ -196,7 +202,8 @@ TEST_F(Stories260KTest, RequestsBeyondTheContextWindowAreRejected) {
   request.prompt_ids = {1};
   request.max_new_tokens = 0;
   EXPECT_EQ(generate(*model_, request).status().code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(prompt_logits(*model_, std::vector<int32_t>(513, 1)).status().code(), StatusCode::kOutOfRange);
+  EXPECT_EQ(prompt_logits(*model_, std::vector<int32_t>(513, 1)).status().code(),
+            StatusCode::kOutOfRange);
 }
 
 }  // namespace

@@ -12,8 +12,8 @@ namespace {
 using nlohmann::json;
 
 json minimal_config() {
-  return {{"model_type", "llama"},       {"hidden_size", 64},        {"intermediate_size", 176},
-          {"num_hidden_layers", 2},      {"num_attention_heads", 4}, {"vocab_size", 1000},
+  return {{"model_type", "llama"},         {"hidden_size", 64},        {"intermediate_size", 176},
+          {"num_hidden_layers", 2},        {"num_attention_heads", 4}, {"vocab_size", 1000},
           {"max_position_embeddings", 512}};
 }
 
@@ -41,9 +41,10 @@ TEST(LlamaConfig, ReadsTheRopeThetaAndScalingSpelling) {
 
 TEST(LlamaConfig, LlamaThreeInRopeParametersSpelling) {
   json config = minimal_config();
-  config["rope_parameters"] = {{"rope_type", "llama3"}, {"rope_theta", 500000.0}, {"factor", 32.0},
-                               {"low_freq_factor", 1.0}, {"high_freq_factor", 4.0},
-                               {"original_max_position_embeddings", 8192}};
+  config["rope_parameters"] = {
+      {"rope_type", "llama3"},   {"rope_theta", 500000.0},
+      {"factor", 32.0},          {"low_freq_factor", 1.0},
+      {"high_freq_factor", 4.0}, {"original_max_position_embeddings", 8192}};
   auto parsed = parse_llama_config(config.dump(), "config.json");
   ASSERT_TRUE(parsed.ok()) << parsed.status().to_string();
   EXPECT_EQ(parsed->rope.type, RopeType::kLlama3);
@@ -75,7 +76,8 @@ TEST(LlamaConfig, RejectsBadValuesWithClearErrors) {
   auto expect_error = [](json config, const std::string& needle) {
     auto parsed = parse_llama_config(config.dump(), "config.json");
     ASSERT_FALSE(parsed.ok()) << needle;
-    EXPECT_NE(parsed.status().message().find(needle), std::string::npos) << parsed.status().message();
+    EXPECT_NE(parsed.status().message().find(needle), std::string::npos)
+        << parsed.status().message();
   };
   json config = minimal_config();
   config["hidden_size"] = -64;

@@ -32,13 +32,15 @@ void expect_error(const Status& status, StatusCode code, const std::string& need
 
 class SafetensorsTest : public ::testing::Test {
  protected:
-  std::filesystem::path dir_ = testing::scratch_dir(
-      ::testing::UnitTest::GetInstance()->current_test_info()->name());
+  std::filesystem::path dir_ =
+      testing::scratch_dir(::testing::UnitTest::GetInstance()->current_test_info()->name());
 };
 
 TEST_F(SafetensorsTest, RoundTripsF32Tensors) {
   const std::vector<float> a{1, 2, 3, 4, 5, 6}, b{-1.5f};
-  ASSERT_TRUE(write_safetensors(dir_ / "t.safetensors", {{"a", {2, 3}, a.data()}, {"b", {1}, b.data()}}).ok());
+  ASSERT_TRUE(
+      write_safetensors(dir_ / "t.safetensors", {{"a", {2, 3}, a.data()}, {"b", {1}, b.data()}})
+          .ok());
   auto file = SafetensorsFile::open(dir_ / "t.safetensors");
   ASSERT_TRUE(file.ok()) << file.status().to_string();
   const TensorView* view = (*file)->find("a");
@@ -87,12 +89,15 @@ TEST_F(SafetensorsTest, FileShorterThanTheLengthPrefix) {
 }
 
 TEST_F(SafetensorsTest, HeaderLengthPastTheEnd) {
-  expect_error(open_status(write_raw(dir_, "{}", "", 1000)), StatusCode::kDataLoss, "exceeds the file size");
+  expect_error(open_status(write_raw(dir_, "{}", "", 1000)), StatusCode::kDataLoss,
+               "exceeds the file size");
 }
 
 TEST_F(SafetensorsTest, OffsetsPastTheEnd) {
-  auto path = write_raw(dir_, R"({"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", "12345678");
-  expect_error(open_status(path), StatusCode::kDataLoss, "tensor 'w': data_offsets [0, 16] lie outside");
+  auto path =
+      write_raw(dir_, R"({"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", "12345678");
+  expect_error(open_status(path), StatusCode::kDataLoss,
+               "tensor 'w': data_offsets [0, 16] lie outside");
 }
 
 TEST_F(SafetensorsTest, OverlappingTensors) {
@@ -109,7 +114,8 @@ TEST_F(SafetensorsTest, UnknownDtype) {
 }
 
 TEST_F(SafetensorsTest, ByteSizeDisagreesWithShape) {
-  auto path = write_raw(dir_, R"({"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", "12345678");
+  auto path =
+      write_raw(dir_, R"({"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", "12345678");
   expect_error(open_status(path), StatusCode::kDataLoss, "needs 12");
 }
 
@@ -119,7 +125,8 @@ TEST_F(SafetensorsTest, MalformedJsonHeader) {
 }
 
 TEST_F(SafetensorsTest, MissingFile) {
-  expect_error(open_status(dir_ / "absent.safetensors"), StatusCode::kNotFound, "absent.safetensors");
+  expect_error(open_status(dir_ / "absent.safetensors"), StatusCode::kNotFound,
+               "absent.safetensors");
 }
 
 }  // namespace

@@ -15,7 +15,8 @@ TEST(EmbeddingLookup, CopiesTheRowOfEachId) {
   cpu::embedding_lookup(out.data(), table.data(), ids.data(), static_cast<int>(ids.size()), hidden);
   for (std::size_t t = 0; t < ids.size(); ++t) {
     for (int i = 0; i < hidden; ++i) {
-      ASSERT_EQ(out[t * hidden + i], table[ids[t] * hidden + i]) << "token " << t << " element " << i;
+      ASSERT_EQ(out[t * hidden + i], table[ids[t] * hidden + i])
+          << "token " << t << " element " << i;
     }
   }
 }

@@ -13,7 +13,8 @@ std::vector<float> reference_linear(const std::vector<float>& in, const std::vec
   for (int t = 0; t < n_tokens; ++t) {
     for (int o = 0; o < out_features; ++o) {
       double sum = 0;
-      for (int i = 0; i < in_features; ++i) sum += static_cast<double>(in[t * in_features + i]) * weight[o * in_features + i];
+      for (int i = 0; i < in_features; ++i)
+        sum += static_cast<double>(in[t * in_features + i]) * weight[o * in_features + i];
       out[t * out_features + o] = static_cast<float>(sum);
     }
   }
@@ -21,7 +22,8 @@ std::vector<float> reference_linear(const std::vector<float>& in, const std::vec
 }
 
 TEST(Linear, MatchesDoubleReferenceOnOddSizes) {
-  for (auto [n, out_f, in_f] : {std::tuple{1, 1, 1}, std::tuple{3, 17, 65}, std::tuple{37, 129, 250}}) {
+  for (auto [n, out_f, in_f] :
+       {std::tuple{1, 1, 1}, std::tuple{3, 17, 65}, std::tuple{37, 129, 250}}) {
     std::mt19937 rng(n * 1000 + out_f);
     auto in = testing::random_normal(n * in_f, rng);
     auto weight = testing::random_normal(out_f * in_f, rng);
@@ -40,7 +42,8 @@ TEST(LmHead, ComputesOnlyTheSelectedRows) {
   const auto all = reference_linear(states, weight, n_tokens, vocab, hidden);
   const std::vector<int32_t> rows{8, 0, 4};
   std::vector<float> logits(rows.size() * vocab, NAN), expected;
-  for (int32_t row : rows) expected.insert(expected.end(), all.begin() + row * vocab, all.begin() + (row + 1) * vocab);
+  for (int32_t row : rows)
+    expected.insert(expected.end(), all.begin() + row * vocab, all.begin() + (row + 1) * vocab);
   cpu::lm_head(logits.data(), states.data(), rows.data(), weight.data(), 3, vocab, hidden);
   EXPECT_TRUE(testing::close_by_relative_error(logits, expected, testing::Tolerance::kF32Kernel));
 }

@@ -81,13 +81,15 @@ TEST_P(PagedAttentionTest, MatchesDenseReference) {
   std::size_t next_block = 0;
   for (int s = 0; s < n_seqs; ++s) {
     const int length = c.seq_lengths[s];
-    for (int b = 0; b * c.block_size < length; ++b) block_tables[s * max_blocks + b] = free_blocks[next_block++];
+    for (int b = 0; b * c.block_size < length; ++b)
+      block_tables[s * max_blocks + b] = free_blocks[next_block++];
     keys[s] = testing::random_normal(length * slot_width, rng);
     values[s] = testing::random_normal(length * slot_width, rng);
     std::vector<int32_t> slots(length);
-    for (int p = 0; p < length; ++p) slots[p] = block_tables[s * max_blocks + p / c.block_size] * c.block_size + p % c.block_size;
-    cpu::kv_cache_write(k_cache.data(), v_cache.data(), keys[s].data(), values[s].data(), slots.data(),
-                        length, c.kv_heads, c.head_dim);
+    for (int p = 0; p < length; ++p)
+      slots[p] = block_tables[s * max_blocks + p / c.block_size] * c.block_size + p % c.block_size;
+    cpu::kv_cache_write(k_cache.data(), v_cache.data(), keys[s].data(), values[s].data(),
+                        slots.data(), length, c.kv_heads, c.head_dim);
     const int queries = s % 2 == 0 ? 1 : std::min(length, 5);
     for (int p = length - queries; p < length; ++p) {
       seq_index.push_back(s);
@@ -98,19 +100,21 @@ TEST_P(PagedAttentionTest, MatchesDenseReference) {
   auto q = testing::random_normal(n_tokens * c.heads * c.head_dim, rng);
   std::vector<float> out(q.size(), NAN);
   cpu::paged_attention(out.data(), q.data(), k_cache.data(), v_cache.data(), block_tables.data(),
-                       seq_index.data(), context_lens.data(), n_tokens, c.heads, c.kv_heads, c.head_dim,
-                       c.block_size, max_blocks, 1.0f / std::sqrt(static_cast<float>(c.head_dim)));
+                       seq_index.data(), context_lens.data(), n_tokens, c.heads, c.kv_heads,
+                       c.head_dim, c.block_size, max_blocks,
+                       1.0f / std::sqrt(static_cast<float>(c.head_dim)));
   EXPECT_TRUE(testing::close_by_relative_error(
-      out, reference_attention(q, keys, values, seq_index, context_lens, c), testing::Tolerance::kF32Kernel));
+      out, reference_attention(q, keys, values, seq_index, context_lens, c),
+      testing::Tolerance::kF32Kernel));
 }
 
 INSTANTIATE_TEST_SUITE_P(
     GqaRatiosAndOddLengths, PagedAttentionTest,
-    ::testing::Values(Case{{1}, 1, 1, 8, 1},                 // single token, block of one
-                      Case{{17, 5, 33}, 4, 4, 16, 16},       // MHA, lengths not multiples of 16
-                      Case{{100, 1, 37}, 8, 2, 16, 16},      // GQA 4
-                      Case{{64, 19}, 32, 4, 64, 3},          // GQA 8, odd block size
-                      Case{{7, 50, 3, 29}, 6, 3, 10, 4}));   // head_dim 10
+    ::testing::Values(Case{{1}, 1, 1, 8, 1},                // single token, block of one
+                      Case{{17, 5, 33}, 4, 4, 16, 16},      // MHA, lengths not multiples of 16
+                      Case{{100, 1, 37}, 8, 2, 16, 16},     // GQA 4
+                      Case{{64, 19}, 32, 4, 64, 3},         // GQA 8, odd block size
+                      Case{{7, 50, 3, 29}, 6, 3, 10, 4}));  // head_dim 10
 
 TEST(KvCacheWrite, NegativeSlotsAreSkipped) {
   std::vector<float> k_cache(4 * 2, 0.0f), v_cache(4 * 2, 0.0f);

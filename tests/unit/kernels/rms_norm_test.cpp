@@ -10,14 +10,17 @@ namespace {
 
 using testing::Tolerance;
 
-std::vector<float> reference_rms_norm(const std::vector<float>& in, const std::vector<float>& weight,
-                                      int n_tokens, int hidden, double eps) {
+std::vector<float> reference_rms_norm(const std::vector<float>& in,
+                                      const std::vector<float>& weight, int n_tokens, int hidden,
+                                      double eps) {
   std::vector<float> out(in.size());
   for (int t = 0; t < n_tokens; ++t) {
     double sum = 0;
-    for (int i = 0; i < hidden; ++i) sum += static_cast<double>(in[t * hidden + i]) * in[t * hidden + i];
+    for (int i = 0; i < hidden; ++i)
+      sum += static_cast<double>(in[t * hidden + i]) * in[t * hidden + i];
     const double inv_rms = 1.0 / std::sqrt(sum / hidden + eps);
-    for (int i = 0; i < hidden; ++i) out[t * hidden + i] = static_cast<float>(in[t * hidden + i] * inv_rms * weight[i]);
+    for (int i = 0; i < hidden; ++i)
+      out[t * hidden + i] = static_cast<float>(in[t * hidden + i] * inv_rms * weight[i]);
   }
   return out;
 }
@@ -31,8 +34,8 @@ TEST_P(RmsNormTest, MatchesDoubleReference) {
   auto weight = testing::random_normal(hidden, rng, 1.0f, 0.2f);
   std::vector<float> out(in.size(), NAN);
   cpu::rms_norm(out.data(), in.data(), weight.data(), n_tokens, hidden, 1e-5f);
-  EXPECT_TRUE(testing::close_by_relative_error(out, reference_rms_norm(in, weight, n_tokens, hidden, 1e-5),
-                                               Tolerance::kF32Kernel));
+  EXPECT_TRUE(testing::close_by_relative_error(
+      out, reference_rms_norm(in, weight, n_tokens, hidden, 1e-5), Tolerance::kF32Kernel));
 }
 
 TEST_P(RmsNormTest, FusedAddUpdatesResidualAndNormalisesTheSum) {
@@ -44,10 +47,11 @@ TEST_P(RmsNormTest, FusedAddUpdatesResidualAndNormalisesTheSum) {
   std::vector<float> sum(residual.size());
   for (std::size_t i = 0; i < sum.size(); ++i) sum[i] = residual[i] + x[i];
   std::vector<float> out(residual.size(), NAN);
-  cpu::fused_add_rms_norm(out.data(), residual.data(), x.data(), weight.data(), n_tokens, hidden, 1e-6f);
+  cpu::fused_add_rms_norm(out.data(), residual.data(), x.data(), weight.data(), n_tokens, hidden,
+                          1e-6f);
   EXPECT_EQ(residual, sum);
-  EXPECT_TRUE(testing::close_by_relative_error(out, reference_rms_norm(sum, weight, n_tokens, hidden, 1e-6),
-                                               Tolerance::kF32Kernel));
+  EXPECT_TRUE(testing::close_by_relative_error(
+      out, reference_rms_norm(sum, weight, n_tokens, hidden, 1e-6), Tolerance::kF32Kernel));
 }
 
 INSTANTIATE_TEST_SUITE_P(OddSizes, RmsNormTest,

@@ -50,14 +50,16 @@ TEST(RopeInvFreq, Llama3ScalingCoversAllThreeBands) {
   EXPECT_FLOAT_EQ(inv_freq[63], unscaled[63] / 8.0f);
   int smoothed = 0;
   for (int i = 0; i < 64; ++i) {
-    smoothed += inv_freq[i] != unscaled[i] && std::fabs(inv_freq[i] - unscaled[i] / 8) > 1e-6f * unscaled[i];
+    smoothed += inv_freq[i] != unscaled[i] &&
+                std::fabs(inv_freq[i] - unscaled[i] / 8) > 1e-6f * unscaled[i];
   }
   EXPECT_GT(smoothed, 0);
 }
 
 TEST(ApplyRotary, MatchesDoubleReferenceRotateHalf) {
   for (auto [n_tokens, heads, kv_heads, head_dim] :
-       {std::tuple{1, 1, 1, 2}, std::tuple{5, 8, 2, 16}, std::tuple{37, 4, 4, 64}, std::tuple{3, 6, 3, 10}}) {
+       {std::tuple{1, 1, 1, 2}, std::tuple{5, 8, 2, 16}, std::tuple{37, 4, 4, 64},
+        std::tuple{3, 6, 3, 10}}) {
     std::mt19937 rng(n_tokens * 31 + head_dim);
     auto q = testing::random_normal(n_tokens * heads * head_dim, rng);
     auto k = testing::random_normal(n_tokens * kv_heads * head_dim, rng);
@@ -73,9 +75,11 @@ TEST(ApplyRotary, MatchesDoubleReferenceRotateHalf) {
           const float* in = x.data() + (t * n_heads + h) * head_dim;
           float* o = out.data() + (t * n_heads + h) * head_dim;
           for (int i = 0; i < half; ++i) {
-            const double angle = static_cast<double>(static_cast<float>(positions[t]) * inv_freq[i]);
+            const double angle =
+                static_cast<double>(static_cast<float>(positions[t]) * inv_freq[i]);
             o[i] = static_cast<float>(in[i] * std::cos(angle) - in[i + half] * std::sin(angle));
-            o[i + half] = static_cast<float>(in[i + half] * std::cos(angle) + in[i] * std::sin(angle));
+            o[i + half] =
+                static_cast<float>(in[i + half] * std::cos(angle) + in[i] * std::sin(angle));
           }
         }
       }
@@ -83,8 +87,8 @@ TEST(ApplyRotary, MatchesDoubleReferenceRotateHalf) {
     };
     const auto expected_q = rotate(q, heads);
     const auto expected_k = rotate(k, kv_heads);
-    cpu::apply_rotary(q.data(), k.data(), positions.data(), inv_freq.data(), n_tokens, heads, kv_heads,
-                      head_dim);
+    cpu::apply_rotary(q.data(), k.data(), positions.data(), inv_freq.data(), n_tokens, heads,
+                      kv_heads, head_dim);
     EXPECT_TRUE(testing::close_by_relative_error(q, expected_q, testing::Tolerance::kF32Kernel));
     EXPECT_TRUE(testing::close_by_relative_error(k, expected_k, testing::Tolerance::kF32Kernel));
   }
