@@ -115,7 +115,11 @@ StatusOr<std::shared_ptr<Replica>> Registry::pick(const std::string& model, v1::
     return std::pair(first ? 0 : 1, r.outstanding.load());
   };
   int capacity = 0, outstanding = 0;
-  for (const auto& r : it->second) {
+  // Ties go round robin: each pick starts scanning one replica further along.
+  const std::vector<std::shared_ptr<Replica>>& list = it->second;
+  const size_t start = next_pick_++;
+  for (size_t i = 0; i < list.size(); ++i) {
+    const std::shared_ptr<Replica>& r = list[(start + i) % list.size()];
     if (!r->live || exclude.count(r->id)) continue;
     capacity += std::max(1, r->card.capacity());
     outstanding += r->outstanding;

@@ -87,6 +87,7 @@ class Registry {
   mutable std::mutex mutex_;
   std::map<std::string, std::vector<std::shared_ptr<Replica>>> by_model_;
   int next_id_ = 1;
+  mutable size_t next_pick_ = 0;  // guarded by mutex_
 };
 
 }  // namespace shardwise

@@ -17,6 +17,8 @@ import urllib.request
 import grpc
 from shardwise.v1 import inference_pb2 as pb
 from shardwise.v1 import inference_pb2_grpc as pb_grpc
+from shardwise.v1 import shard_pb2
+from shardwise.v1 import shard_pb2_grpc
 
 TIMEOUT = 60  # seconds any single call may take
 
@@ -182,6 +184,24 @@ def bad_inputs():
     check(json.loads(health)["status"] == "ok", "the coordinator survived every bad input")
 
 
+def retry_elsewhere():
+    """A replica that refuses connections fails before any token: its requests are retried."""
+    with open(os.path.join(args.model_dir, "tokenizer.json")) as f:
+        card = shard_pb2.ModelCard(name="stories260K", address="127.0.0.1:1", device="cpu", tp=1,
+                                   capacity=8, context_length=512, tokenizer_json=f.read())
+    registry = shard_pb2_grpc.RegistryStub(grpc.insecure_channel(args.grpc))
+    registry.Register(card, timeout=TIMEOUT)
+    # Idle replicas are picked round robin, so one of these goes to the dead one first.
+    request = pb.GenerateRequest(model="stories260K", token_ids=pb.TokenIds(ids=[1, 403]),
+                                 sampling=pb.SamplingParams(temperature=0, max_tokens=8))
+    results = [grpc_generate(request) for _ in range(args.replicas + 1)]
+    check(all(r[0] == results[0][0] and r[2] for r in results),
+          "requests routed to a dead replica are retried elsewhere")
+    _, body = http("GET", "/health")
+    dead = [r for r in json.loads(body)["replicas"] if r["address"] == "127.0.0.1:1"]
+    check(len(dead) == 1 and not dead[0]["live"], "/health: the dead replica is out of rotation")
+
+
 def kill_group():
     children = subprocess.run(["pgrep", "-P", str(args.group_pid)], capture_output=True,
                               text=True).stdout.split()
@@ -253,6 +273,7 @@ def main():
     wait_ready()
     happy_path()
     bad_inputs()
+    retry_elsewhere()
     failure_handling()
 
 
