@@ -180,8 +180,12 @@ def bad_inputs():
                 pb.GenerateRequest(model="stories260K", sampling=greedy))
     expect_grpc(grpc.StatusCode.UNAUTHENTICATED, "API key",
                 pb.GenerateRequest(model="stories260K", text="Hi"), key="wrong")
-    _, health = http("GET", "/health")
-    check(json.loads(health)["status"] == "ok", "the coordinator survived every bad input")
+    expect_grpc(grpc.StatusCode.DEADLINE_EXCEEDED, "",
+                pb.GenerateRequest(model="stories260K", text="Hi", deadline_ms=50,
+                                   sampling=pb.SamplingParams(max_tokens=500, ignore_eos=True)))
+    status, live = live_replicas()
+    check(status == 200 and len(live) == args.replicas,
+          "the coordinator survived every bad input; a deadline takes no replica out of rotation")
 
 
 def retry_elsewhere():
