@@ -18,6 +18,7 @@
 #include "comm/mpi_session.h"
 #include "common/logging.h"
 #include "kernels/cpu/cpu_threads.h"
+#include "shard/cli/generation_output.h"
 #include "shard/generator.h"
 #include "shard/leader_service.h"
 #include "shard/tp_model_runner.h"
@@ -91,25 +92,30 @@ void add_options(CLI::App& app, ShardOptions& o) {
 
 int run_one_shot(const ShardOptions& o, const ParallelConfig& config, LlamaModel& llama,
                  Communicator& comm, int num_kv_blocks) {
+  // Every leader loads the tokenizer the same way, but only world rank 0 prints.
+  auto tokenizer = cli::load_tokenizer_if_present(o.model_dir);
   GenerationRequest request;
   request.prompt_ids = o.ids;
   request.max_new_tokens = o.max_new_tokens;
   request.sampling = o.sampling;
   if (!o.ignore_eos) {
-    request.stop_token_ids.assign(llama.config().eos_token_ids.begin(),
-                                  llama.config().eos_token_ids.end());
+    request.stop_token_ids =
+        cli::default_stop_token_ids(llama.config(), tokenizer.ok() ? tokenizer->get() : nullptr);
   }
   StatusOr<GenerationResult> result = [&] {
     LeaderModelRunner runner(llama, comm, num_kv_blocks, o.block_size);
     return generate(runner, request);
   }();  // the runner's destructor has released the followers
-  if (!result.ok()) {
-    log()->error("{}", result.status().to_string());
+  if (!tokenizer.ok() || !result.ok()) {
+    log()->error("{}", (tokenizer.ok() ? result.status() : tokenizer.status()).to_string());
     return 1;
   }
-  if (config.world_rank == 0) {
-    std::cout << nlohmann::json{{"token_ids", result->token_ids}}.dump() << std::endl;
+  auto output = cli::generation_json(result->token_ids, tokenizer->get());
+  if (!output.ok()) {
+    log()->error("{}", output.status().to_string());
+    return 1;
   }
+  if (config.world_rank == 0) std::cout << output->dump() << std::endl;
   return 0;
 }
 

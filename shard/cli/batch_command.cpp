@@ -12,11 +12,10 @@
 #include "comm/mpi_session.h"
 #include "shard/cli/batch_requests.h"
 #include "shard/cli/cli_support.h"
+#include "shard/cli/generation_output.h"
 #include "shard/engine/engine.h"
 #include "shard/tp_model_runner.h"
-#if SHARDWISE_HAS_TOKENIZER
 #include "models/tokenizer/tokenizer.h"
-#endif
 
 namespace shardwise::cli {
 namespace {
@@ -63,36 +62,20 @@ std::vector<NumberedItem> read_items(const std::string& path) {
 // Decodes ids to text and encodes prompts, when the model folder has a tokenizer.
 class TextCodec {
  public:
-  explicit TextCodec(const std::filesystem::path& model_dir) {
-#if SHARDWISE_HAS_TOKENIZER
-    if (std::filesystem::exists(model_dir / "tokenizer.json") ||
-        std::filesystem::exists(model_dir / "tokenizer.json.gz")) {
-      tokenizer_ = value_or_fail(Tokenizer::load(model_dir));
-    }
-#else
-    (void)model_dir;
-#endif
-  }
+  explicit TextCodec(const std::filesystem::path& model_dir)
+      : tokenizer_(value_or_fail(load_tokenizer_if_present(model_dir))) {}
 
   StatusOr<std::vector<int32_t>> encode(const std::string& text) const {
-#if SHARDWISE_HAS_TOKENIZER
     if (tokenizer_) return tokenizer_->encode(text, /*add_special_tokens=*/true);
-#endif
-    (void)text;
     return failed_precondition("\"prompt\" needs the model's tokenizer.json; give token_ids");
   }
   std::optional<std::string> decode(const std::vector<int32_t>& ids) const {
-#if SHARDWISE_HAS_TOKENIZER
     if (tokenizer_) return value_or_fail(tokenizer_->decode(ids, /*skip_special_tokens=*/true));
-#endif
-    (void)ids;
     return std::nullopt;
   }
 
  private:
-#if SHARDWISE_HAS_TOKENIZER
   std::unique_ptr<Tokenizer> tokenizer_;
-#endif
 };
 
 // One line on stderr, redrawn at most ten times a second.

@@ -6,9 +6,7 @@
 #include "kernels/cpu/cpu_threads.h"
 #include "shard/cli/batch_command.h"
 #include "shard/cli/model_commands.h"
-#if SHARDWISE_HAS_TOKENIZER
 #include "shard/cli/tokenize_command.h"
-#endif
 
 int main(int argc, char** argv) {
   CLI::App app{
@@ -31,9 +29,7 @@ int main(int argc, char** argv) {
 
   shardwise::cli::add_model_commands(app);
   shardwise::cli::add_batch_command(app);
-#if SHARDWISE_HAS_TOKENIZER
   shardwise::cli::add_tokenize_commands(app);
-#endif
   CLI11_PARSE(app, argc, argv);
   return 0;
 }

@@ -10,6 +10,7 @@
 #include "models/safetensors.h"
 #include "models/tokenizer/tokenizer.h"
 #include "shard/cli/cli_support.h"
+#include "shard/cli/generation_output.h"
 #include "shard/generator.h"
 
 namespace shardwise::cli {
@@ -33,16 +34,6 @@ CLI::Option* add_ids_option(CLI::App* command, ModelOptions& options) {
   return command
       ->add_option("--ids", options.ids, "Prompt token ids, comma-separated, e.g. 1,403,407")
       ->delimiter(',');
-}
-
-// The model folder's tokenizer, or null when it has none (a weights-only checkpoint).
-std::unique_ptr<Tokenizer> load_tokenizer_if_present(const std::string& model_dir) {
-  const std::filesystem::path dir(model_dir);
-  if (!std::filesystem::exists(dir / "tokenizer.json") &&
-      !std::filesystem::exists(dir / "tokenizer.json.gz")) {
-    return nullptr;
-  }
-  return value_or_fail(Tokenizer::load(dir));
 }
 
 // The prompt's token ids: --ids as given, or --prompt encoded (through the chat template with
@@ -98,7 +89,7 @@ struct GenerateOptions {
 };
 
 void run_generate(const ModelOptions& options, const GenerateOptions& generate_options) {
-  const auto tokenizer = load_tokenizer_if_present(options.model_dir);
+  const auto tokenizer = value_or_fail(load_tokenizer_if_present(options.model_dir));
   GenerationRequest request;
   request.prompt_ids = prompt_ids(options, tokenizer.get());
   SoloCommunicator comm;
@@ -106,16 +97,7 @@ void run_generate(const ModelOptions& options, const GenerateOptions& generate_o
   request.max_new_tokens = generate_options.max_new_tokens;
   request.sampling = generate_options.sampling;
   if (!generate_options.ignore_eos) {
-    request.stop_token_ids.assign(model->config().eos_token_ids.begin(),
-                                  model->config().eos_token_ids.end());
-    if (tokenizer) {
-      for (int32_t id : tokenizer->eos_token_ids()) {
-        if (std::find(request.stop_token_ids.begin(), request.stop_token_ids.end(), id) ==
-            request.stop_token_ids.end()) {
-          request.stop_token_ids.push_back(id);
-        }
-      }
-    }
+    request.stop_token_ids = default_stop_token_ids(model->config(), tokenizer.get());
   }
   const auto start = std::chrono::steady_clock::now();
   auto result = value_or_fail(generate(*model, request));
@@ -124,9 +106,8 @@ void run_generate(const ModelOptions& options, const GenerateOptions& generate_o
   log()->info("generated {} tokens in {:.3f} s ({:.1f} tokens/s), finish reason: {}",
               result.token_ids.size(), seconds, result.token_ids.size() / seconds,
               result.finish_reason);
-  nlohmann::json out = {{"token_ids", result.token_ids}};
-  if (tokenizer) out["text"] = value_or_fail(tokenizer->decode(result.token_ids, true));
-  std::cout << out.dump() << std::endl;
+  std::cout << value_or_fail(generation_json(result.token_ids, tokenizer.get())).dump()
+            << std::endl;
 }
 
 }  // namespace
