@@ -3,20 +3,9 @@
 #include <algorithm>
 
 #include "common/check.h"
+#include "common/hash.h"
 
 namespace shardwise {
-namespace {
-
-// splitmix64's finaliser: a cheap, well-mixed 64-bit step.
-uint64_t mix(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
-
-}  // namespace
-
 BlockManager::BlockManager(int num_blocks, int block_size, bool enable_prefix_caching)
     : block_size_(block_size),
       prefix_caching_(enable_prefix_caching),
@@ -30,8 +19,8 @@ BlockManager::BlockManager(int num_blocks, int block_size, bool enable_prefix_ca
 }
 
 uint64_t BlockManager::block_hash(uint64_t parent_hash, std::span<const int32_t> tokens) {
-  uint64_t hash = mix(parent_hash);
-  for (int32_t token : tokens) hash = mix(hash ^ static_cast<uint32_t>(token));
+  uint64_t hash = mix64(parent_hash);
+  for (int32_t token : tokens) hash = mix64(hash ^ static_cast<uint32_t>(token));
   return hash;
 }
 

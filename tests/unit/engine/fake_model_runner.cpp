@@ -2,23 +2,14 @@
 
 #include <algorithm>
 
+#include "common/hash.h"
+
 namespace shardwise::testing {
-namespace {
-
-uint64_t mix(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
-
-}  // namespace
-
 std::vector<float> fake_logits(std::span<const int32_t> prefix, int vocab) {
   uint64_t hash = 0;
-  for (int32_t token : prefix) hash = mix(hash ^ static_cast<uint32_t>(token));
+  for (int32_t token : prefix) hash = mix64(hash ^ static_cast<uint32_t>(token));
   std::vector<float> logits(vocab);
-  for (int v = 0; v < vocab; ++v) logits[v] = static_cast<float>(mix(hash + v) % 10007) / 1000.0f;
+  for (int v = 0; v < vocab; ++v) logits[v] = static_cast<float>(mix64(hash + v) % 10007) / 1000.0f;
   return logits;
 }
 
