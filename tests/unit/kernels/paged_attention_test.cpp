@@ -110,11 +110,17 @@ TEST_P(PagedAttentionTest, MatchesDenseReference) {
 
 INSTANTIATE_TEST_SUITE_P(
     GqaRatiosAndOddLengths, PagedAttentionTest,
-    ::testing::Values(Case{{1}, 1, 1, 8, 1},                // single token, block of one
-                      Case{{17, 5, 33}, 4, 4, 16, 16},      // MHA, lengths not multiples of 16
-                      Case{{100, 1, 37}, 8, 2, 16, 16},     // GQA 4
-                      Case{{64, 19}, 32, 4, 64, 3},         // GQA 8, odd block size
-                      Case{{7, 50, 3, 29}, 6, 3, 10, 4}));  // head_dim 10
+    ::testing::Values(Case{{1}, 1, 1, 8, 1},               // single token, block of one
+                      Case{{17, 5, 33}, 4, 4, 16, 16},     // MHA, lengths not multiples of 16
+                      Case{{100, 1, 37}, 8, 2, 16, 16},    // GQA 4
+                      Case{{64, 19}, 32, 4, 64, 3},        // GQA 8, odd block size
+                      Case{{7, 50, 3, 29}, 6, 3, 10, 4}),  // head_dim 10
+    [](const ::testing::TestParamInfo<Case>& info) {
+      const Case& c = info.param;
+      return "seqs" + std::to_string(c.seq_lengths.size()) + "_heads" + std::to_string(c.heads) +
+             "_kv" + std::to_string(c.kv_heads) + "_dim" + std::to_string(c.head_dim) + "_block" +
+             std::to_string(c.block_size);
+    });
 
 TEST(KvCacheWrite, NegativeSlotsAreSkipped) {
   std::vector<float> k_cache(4 * 2, 0.0f), v_cache(4 * 2, 0.0f);
