@@ -80,4 +80,10 @@ grpc::Status RegistryService::Heartbeat(grpc::ServerContext*, const v1::Heartbea
   return to_grpc(registry_.heartbeat(*request));
 }
 
+grpc::Status RegistryService::Deregister(grpc::ServerContext*,
+                                         const v1::DeregisterRequest* request,
+                                         v1::DeregisterResponse*) {
+  return to_grpc(registry_.deregister(request->replica_id()));
+}
+
 }  // namespace shardwise

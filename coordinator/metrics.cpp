@@ -114,20 +114,33 @@ std::string Metrics::render(const Registry& registry) const {
     out += fmt::format("shardwise_running_requests {}\n", running_);
   }
   help(out, "shardwise_replica_live", "gauge", "1 when the replica is in rotation.");
-  std::string outstanding, kv;
+  std::string outstanding, waiting, kv;
+  std::map<std::string, int> queue_depth;  // model -> requests waiting in its live replicas
+  for (const std::string& model : registry.models()) queue_depth[model] = 0;
   for (const auto& r : registry.replicas()) {
+    if (r->live) queue_depth[r->card.name()] += r->waiting;
     const std::string labels = fmt::format(
         "{},replica=\"{}\",address=\"{}\",device=\"{}\"", model_label(r->card.name()),
         escape_label(r->id), escape_label(r->card.address()), escape_label(r->card.device()));
     out += fmt::format("shardwise_replica_live{{{}}} {}\n", labels, r->live ? 1 : 0);
     outstanding += fmt::format("shardwise_replica_outstanding_requests{{{}}} {}\n", labels,
                                r->outstanding.load());
+    waiting += fmt::format("shardwise_replica_waiting_requests{{{}}} {}\n", labels,
+                           r->waiting.load());
     kv += fmt::format("shardwise_replica_kv_cache_usage{{{}}} {}\n", labels,
                       r->kv_cache_usage.load());
   }
   help(out, "shardwise_replica_outstanding_requests", "gauge",
        "Requests routed to the replica and not finished (queued and running).");
   out += outstanding;
+  help(out, "shardwise_replica_waiting_requests", "gauge",
+       "Requests queued in the replica's engine, not yet scheduled (last heartbeat).");
+  out += waiting;
+  help(out, "shardwise_queue_depth", "gauge",
+       "Requests queued, not yet scheduled, over the live replicas of the model.");
+  for (const auto& [model, n] : queue_depth) {
+    out += fmt::format("shardwise_queue_depth{{{}}} {}\n", model_label(model), n);
+  }
   help(out, "shardwise_replica_kv_cache_usage", "gauge", "Fraction of KV blocks in use.");
   out += kv;
   return out;

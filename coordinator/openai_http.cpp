@@ -48,7 +48,10 @@ OpenAiHttpServer::OpenAiHttpServer(Generation& generation, Registry& registry, M
       registry_(registry),
       metrics_(metrics),
       options_(std::move(options)),
-      server_(std::make_unique<httplib::Server>()) {
+      server_(options_.tls_cert_file.empty()
+                  ? std::make_unique<httplib::Server>()
+                  : std::make_unique<httplib::SSLServer>(options_.tls_cert_file.c_str(),
+                                                         options_.tls_key_file.c_str())) {
   const int threads = options_.threads;
   server_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   server_->set_payload_max_length(options_.max_body_bytes);
@@ -129,6 +132,10 @@ void OpenAiHttpServer::add_routes() {
 }
 
 StatusOr<int> OpenAiHttpServer::bind(const std::string& address) {
+  if (!server_->is_valid()) {
+    return failed_precondition("cannot load the TLS certificate {} and key {}",
+                               options_.tls_cert_file, options_.tls_key_file);
+  }
   const size_t colon = address.rfind(':');
   if (colon == std::string::npos) return invalid_argument("--http {}: expected HOST:PORT", address);
   const std::string host = address.substr(0, colon);

@@ -18,6 +18,8 @@ struct HttpOptions {
   std::string api_key;              // empty: no authentication
   size_t max_body_bytes = 4 << 20;  // larger bodies get 413
   int threads = 64;                 // concurrent requests (each stream holds one)
+  std::string tls_cert_file;        // both set: HTTPS
+  std::string tls_key_file;
 };
 
 class OpenAiHttpServer {
@@ -26,7 +28,8 @@ class OpenAiHttpServer {
                    HttpOptions options);
   ~OpenAiHttpServer();
 
-  // Binds "HOST:PORT" (port 0 picks a free one); returns the port.
+  // Binds "HOST:PORT" (port 0 picks a free one); returns the port. FAILED_PRECONDITION when
+  // the TLS certificate or key cannot be loaded.
   StatusOr<int> bind(const std::string& address);
   // Serves until stop(); in-flight requests finish first.
   void serve();

@@ -31,6 +31,11 @@ Registry::Registry(std::chrono::milliseconds heartbeat_interval, int missed_hear
       missed_heartbeats_(missed_heartbeats),
       router_(router) {}
 
+void Registry::expect_models(const std::vector<std::string>& models) {
+  std::lock_guard lock(mutex_);
+  for (const std::string& model : models) by_model_[model];
+}
+
 StatusOr<std::string> Registry::register_replica(const v1::ModelCard& card) {
   if (card.name().empty() || card.address().empty()) {
     return invalid_argument("model card: name and address are required");
@@ -73,11 +78,27 @@ Status Registry::heartbeat(const v1::HeartbeatRequest& beat) {
       if (!r->live) return not_found("replica {} is out of rotation: register again", r->id);
       r->last_seen = std::chrono::steady_clock::now();
       r->running = beat.running();
+      r->waiting = beat.waiting();
       r->kv_cache_usage = beat.kv_cache_usage();
       return ok_status();
     }
   }
   return not_found("unknown replica {}: register again", beat.replica_id());
+}
+
+Status Registry::deregister(const std::string& replica_id) {
+  std::lock_guard lock(mutex_);
+  for (auto& [name, list] : by_model_) {
+    for (auto& r : list) {
+      if (r->id != replica_id) continue;
+      if (r->live.exchange(false)) {
+        log()->info("replica {} ({}) deregistered: out of rotation, {} streams finishing", r->id,
+                    r->card.address(), r->outstanding.load());
+      }
+      return ok_status();
+    }
+  }
+  return not_found("unknown replica {}", replica_id);
 }
 
 void Registry::expire(std::chrono::steady_clock::time_point now) {

@@ -30,6 +30,7 @@ struct Replica {
   std::atomic<int> outstanding{0};  // requests routed here and not finished
   std::atomic<bool> live{true};
   std::atomic<int> running{0};                      // from the last heartbeat
+  std::atomic<int> waiting{0};                      // from the last heartbeat
   std::atomic<float> kv_cache_usage{0};             // from the last heartbeat
   std::chrono::steady_clock::time_point last_seen;  // guarded by the registry's mutex
 
@@ -57,11 +58,17 @@ class Registry {
   Registry(std::chrono::milliseconds heartbeat_interval, int missed_heartbeats,
            RouterOptions router);
 
+  // Models that must be served: each is listed (with no replicas) until one registers, and
+  // serving() stays false until each has a live replica.
+  void expect_models(const std::vector<std::string>& models);
   // Parses the card's tokenizer (INVALID_ARGUMENT if it cannot) and adds the replica,
   // replacing one registered earlier at the same address. Returns the replica id.
   StatusOr<std::string> register_replica(const v1::ModelCard& card);
   // NOT_FOUND for an unknown or dead replica (it must register again).
   Status heartbeat(const v1::HeartbeatRequest& beat);
+  // Takes the replica out of rotation without cancelling its streams (a leader shutting down
+  // drains them). NOT_FOUND for an unknown id.
+  Status deregister(const std::string& replica_id);
   // Takes replicas silent for missed_heartbeats intervals out of rotation.
   void expire(std::chrono::steady_clock::time_point now);
   void mark_dead(Replica& replica, const std::string& why);

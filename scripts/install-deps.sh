@@ -11,6 +11,7 @@ packages=(
   libopenblas-dev libpcre2-dev libicu-dev zlib1g-dev
   libopenmpi-dev openmpi-bin jq
   libgrpc++-dev protobuf-compiler protobuf-compiler-grpc libprotobuf-dev libcpp-httplib-dev
+  libyaml-cpp-dev libssl-dev openssl
   python3-grpcio python3-protobuf curl
 )
 

@@ -58,7 +58,9 @@ void EngineLoop::stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-EngineLoopStats EngineLoop::stats() const { return {running_.load(), kv_usage_.load()}; }
+EngineLoopStats EngineLoop::stats() const {
+  return {running_.load(), waiting_.load(), kv_usage_.load()};
+}
 
 // Moves the inbox into the engine. `live` holds the ids of admitted, unfinished requests.
 void EngineLoop::drain_inbox(Engine& engine, std::unordered_set<RequestId>& live) {
@@ -106,6 +108,7 @@ void EngineLoop::run() {
     }
     const BlockManager& blocks = engine.block_manager();
     running_ = engine.num_unfinished();
+    waiting_ = static_cast<int>(engine.scheduler().waiting().size());
     kv_usage_ = blocks.num_blocks() == 0
                     ? 0.0f
                     : 1.0f - static_cast<float>(blocks.num_free_blocks()) / blocks.num_blocks();

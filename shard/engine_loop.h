@@ -37,7 +37,8 @@ class EventQueue {
 };
 
 struct EngineLoopStats {
-  int running = 0;           // unfinished sequences
+  int running = 0;           // unfinished sequences (scheduled or waiting)
+  int waiting = 0;           // of those, sequences waiting to be scheduled
   float kv_cache_usage = 0;  // fraction of KV blocks in use
 };
 
@@ -68,6 +69,7 @@ class EngineLoop {
   std::vector<std::shared_ptr<EventQueue>> cancels_;
   bool stopping_ = false;
   std::atomic<int> running_{0};
+  std::atomic<int> waiting_{0};
   std::atomic<float> kv_usage_{0};
   std::thread thread_;
 };

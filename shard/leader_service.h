@@ -1,9 +1,13 @@
 // The shard leader's network face: the Shard gRPC service (one streaming Generate per request,
 // served from an EngineLoop) and the Registrar, which registers the replica's model card with
-// the coordinator and heartbeats, registering again whenever the coordinator forgets it.
+// the coordinator and heartbeats, registering again whenever the coordinator forgets it, and
+// deregisters when the leader shuts down.
 #pragma once
 
+#include <grpcpp/security/credentials.h>
+
 #include <atomic>
+#include <memory>
 #include <condition_variable>
 #include <mutex>
 #include <string>
@@ -31,18 +35,26 @@ StatusOr<v1::ModelCard> read_model_card(const std::string& model_dir);
 class Registrar {
  public:
   // Starts registering `card` at `coordinator` (HOST:PORT) at once, retrying every second.
-  Registrar(std::string coordinator, v1::ModelCard card, const EngineLoop& loop);
-  ~Registrar();  // stops heartbeating (the coordinator then expires the replica)
+  // `credentials`: insecure, or TLS when the coordinator's gRPC listener uses it.
+  Registrar(std::string coordinator, std::shared_ptr<grpc::ChannelCredentials> credentials,
+            v1::ModelCard card, const EngineLoop& loop);
+  // Stops heartbeating and deregisters, so the coordinator routes nothing more here at once
+  // (requests streaming now still finish: the caller drains them after this).
+  ~Registrar();
 
  private:
   void run();
 
   std::string coordinator_;
+  std::unique_ptr<v1::Registry::Stub> stub_;
   v1::ModelCard card_;
   const EngineLoop& loop_;
   std::mutex mutex_;
   std::condition_variable stop_cv_;
   bool stopping_ = false;
+  // Empty while unregistered. Written by the registering thread; the destructor reads it after
+  // joining that thread.
+  std::string replica_id_;
   std::thread thread_;
 };
 

@@ -10,7 +10,9 @@
 #include <chrono>
 #include <csignal>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -40,6 +42,7 @@ struct ShardOptions {
   int threads = 0;
   std::string log_level = "info";
   std::string coordinator;  // serve mode: the coordinator's Registry, e.g. "127.0.0.1:50051"
+  std::string coordinator_ca;  // PEM roots that sign the coordinator's TLS certificate
   std::string listen;       // serve mode: replica r's leader listens on this port + r
   std::string model_name;   // serve mode: the name clients use (default: the folder's name)
   int capacity = 8;         // serve mode: concurrent sequences
@@ -58,6 +61,10 @@ void add_options(CLI::App& app, ShardOptions& o) {
   app.add_option("--ids", o.ids, "One-shot mode: prompt token ids, comma-separated")
       ->delimiter(',');
   app.add_option("--coordinator", o.coordinator, "Serve mode: the coordinator, HOST:PORT");
+  app.add_option("--coordinator-ca", o.coordinator_ca,
+                 "Serve mode: reach a TLS coordinator, trusting this PEM CA (or self-signed) "
+                 "certificate")
+      ->check(CLI::ExistingFile);
   app.add_option("--listen", o.listen,
                  "Serve mode: HOST:PORT of the leader's gRPC service (replica r adds r to PORT)");
   app.add_option("--model-name", o.model_name, "Serve mode: model name (default: folder name)");
@@ -138,6 +145,15 @@ StatusOr<std::string> offset_port(const std::string& address, int offset) {
   return address.substr(0, colon + 1) + std::to_string(port + offset);
 }
 
+// TLS when the coordinator's certificate authority is given, else a plain channel.
+std::shared_ptr<grpc::ChannelCredentials> coordinator_credentials(const std::string& ca_file) {
+  if (ca_file.empty()) return grpc::InsecureChannelCredentials();
+  std::ifstream in(ca_file);
+  grpc::SslCredentialsOptions tls;
+  tls.pem_root_certs.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  return grpc::SslCredentials(tls);
+}
+
 // Serves the Shard API from this leader until SIGINT/SIGTERM, registered with the coordinator.
 int serve(const ShardOptions& o, const ParallelConfig& config, LlamaModel& llama,
           Communicator& comm, int num_kv_blocks) {
@@ -173,7 +189,7 @@ int serve(const ShardOptions& o, const ParallelConfig& config, LlamaModel& llama
   }
   log()->info("serving {} on {}", card->name(), *listen);
   {
-    Registrar registrar(o.coordinator, *card, loop);
+    Registrar registrar(o.coordinator, coordinator_credentials(o.coordinator_ca), *card, loop);
     while (!g_stop_requested) std::this_thread::sleep_for(std::chrono::milliseconds(100));
     log()->info("shutting down: draining requests");
   }

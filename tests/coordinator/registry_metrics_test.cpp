@@ -51,6 +51,57 @@ TEST(Registry, PicksTheLeastLoadedLiveReplica) {
             StatusCode::kUnavailable);
 }
 
+TEST(Registry, ConfiguredModelsAreNotServingUntilAReplicaRegisters) {
+  Registry registry(milliseconds(100), 3, {});
+  registry.expect_models({"stories", "absent"});
+  EXPECT_FALSE(registry.serving());
+  EXPECT_EQ(registry.models(), (std::vector<std::string>{"absent", "stories"}));
+  EXPECT_EQ(registry.pick("absent", v1::PRIORITY_BATCH, {}).status().code(),
+            StatusCode::kUnavailable);
+  ASSERT_TRUE(registry.register_replica(card("127.0.0.1:1", "cpu")).ok());
+  EXPECT_FALSE(registry.serving());  // "absent" still has no replica
+  Registry one(milliseconds(100), 3, {});
+  one.expect_models({"stories"});
+  ASSERT_TRUE(one.register_replica(card("127.0.0.1:1", "cpu")).ok());
+  EXPECT_TRUE(one.serving());
+}
+
+TEST(Registry, DeregisteredReplicaLeavesRotationAndMayRegisterAgain) {
+  Registry registry(milliseconds(100), 3, {});
+  auto id = registry.register_replica(card("127.0.0.1:1", "cpu"));
+  ASSERT_TRUE(id.ok());
+  ASSERT_TRUE(registry.deregister(*id).ok());
+  EXPECT_FALSE(registry.serving());
+  EXPECT_EQ(registry.pick("stories", v1::PRIORITY_BATCH, {}).status().code(),
+            StatusCode::kUnavailable);
+  EXPECT_EQ(registry.deregister("stories-99").code(), StatusCode::kNotFound);
+  v1::HeartbeatRequest beat;
+  beat.set_replica_id(*id);
+  EXPECT_EQ(registry.heartbeat(beat).code(), StatusCode::kNotFound);  // it must register again
+  ASSERT_TRUE(registry.register_replica(card("127.0.0.1:1", "cpu")).ok());
+  EXPECT_TRUE(registry.serving());
+  EXPECT_EQ(registry.replicas().size(), 1u);  // the new registration replaced the old one
+}
+
+TEST(Metrics, QueueDepthSumsTheWaitingRequestsOfLiveReplicas) {
+  Registry registry(milliseconds(100), 3, {});
+  auto a = registry.register_replica(card("127.0.0.1:1", "cpu"));
+  auto b = registry.register_replica(card("127.0.0.1:2", "cpu"));
+  ASSERT_TRUE(a.ok() && b.ok());
+  for (const auto& [id, waiting] : {std::pair(*a, 3), std::pair(*b, 4)}) {
+    v1::HeartbeatRequest beat;
+    beat.set_replica_id(id);
+    beat.set_waiting(waiting);
+    ASSERT_TRUE(registry.heartbeat(beat).ok());
+  }
+  Metrics metrics;
+  EXPECT_NE(metrics.render(registry).find("shardwise_queue_depth{model=\"stories\"} 7\n"),
+            std::string::npos);
+  ASSERT_TRUE(registry.deregister(*b).ok());
+  EXPECT_NE(metrics.render(registry).find("shardwise_queue_depth{model=\"stories\"} 3\n"),
+            std::string::npos);
+}
+
 TEST(Registry, RoutesByPriorityAndSpillsWhenSaturated) {
   Registry registry(milliseconds(100), 3, {});
   ASSERT_TRUE(registry.register_replica(card("127.0.0.1:1", "cpu", 1)).ok());
