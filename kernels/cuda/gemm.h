@@ -15,6 +15,9 @@ namespace shardwise::cuda {
 // accumulation. in and weight share one dtype (F32, F16 or BF16); out is that dtype or F32
 // (logits). The algorithm for each shape is chosen once by cuBLASLt's heuristic and cached, so
 // steady-state calls (and CUDA graph capture) do no host work beyond the launch.
+// For m <= kGemvMaxM (decode) with F16/BF16 weights, linear uses launch_gemv (gemv.h), which
+// streams the weights faster than cuBLAS does at these shapes. One Gemm per stream: calls share
+// one workspace.
 class Gemm {
  public:
   explicit Gemm(std::size_t workspace_bytes = 32 << 20);
@@ -27,8 +30,9 @@ class Gemm {
 
  private:
   struct Plan;
-  using Key = std::tuple<int, int, int, int, int>;  // m, n, k, dtype, out_dtype
-  const Plan& plan_for(int m, int n, int k, DType dtype, DType out_dtype);
+  // m, n, k, dtype, out_dtype, alignment in bytes common to the three pointers (up to 16)
+  using Key = std::tuple<int, int, int, int, int, int>;
+  const Plan& plan_for(int m, int n, int k, DType dtype, DType out_dtype, int alignment);
 
   cublasLtHandle_t handle_ = nullptr;
   void* workspace_ = nullptr;

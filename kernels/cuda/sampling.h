@@ -18,13 +18,16 @@ struct SamplingRow {
   uint64_t offset = 0;       // e.g. the number of tokens the request has sampled so far
 };
 
-// Bytes of device workspace launch_sample needs.
+// Bytes of device workspace launch_sample needs (0 today: one block per row works in shared
+// memory; callers still pass a buffer of this size, possibly null).
 std::size_t sample_workspace_bytes(int n_rows, int vocab);
 
 // Samples one token per row of logits without copying the logits to the host: greedy rows take
 // the argmax; the others draw from softmax(logits / temperature) restricted to the top_k most
-// likely tokens, then to the smallest set whose probability reaches top_p, then to tokens of
-// probability >= min_p * max probability (the order of shard/sampler.cpp).
+// likely tokens, then to tokens of probability >= min_p * max probability, then to the smallest
+// set whose (renormalised) probability reaches top_p: the order of shard/sampler.cpp, ties
+// going to the lower token id. top_k == 1 is greedy. Philox draws from (seed, offset) alone, so
+// a request's tokens do not depend on its row in the batch.
 void launch_sample(int32_t* tokens,          // [n_rows] device output
                    const float* logits,      // [n_rows, vocab] device
                    const SamplingRow* rows,  // [n_rows] device
