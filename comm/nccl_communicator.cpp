@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <memory>
 
 #include "comm/mpi_communicator.h"
@@ -34,6 +35,10 @@ double seconds(std::chrono::milliseconds duration) {
   return std::chrono::duration<double>(duration).count();
 }
 
+// ncclCommInitRank sets up transports (a second or more on a cold GPU), so it gets at least a
+// minute whatever the collective timeout.
+constexpr std::chrono::milliseconds kMinBootstrapTimeout = std::chrono::seconds(60);
+
 }  // namespace
 
 NcclCommunicator::NcclCommunicator(MPI_Comm group, std::chrono::milliseconds timeout)
@@ -50,7 +55,7 @@ NcclCommunicator::NcclCommunicator(MPI_Comm group, std::chrono::milliseconds tim
   {
     std::lock_guard lock(mutex_);
     initialising_ = true;
-    init_deadline_ = std::chrono::steady_clock::now() + timeout_;
+    init_deadline_ = std::chrono::steady_clock::now() + bootstrap_timeout();
   }
   watchdog_ = std::thread([this] { watchdog_loop(); });
   ncclComm_t comm = nullptr;
@@ -110,6 +115,10 @@ void NcclCommunicator::record(cudaStream_t stream, std::string what) {
   pending_.push_back({event, std::move(what), std::chrono::steady_clock::now()});
 }
 
+std::chrono::milliseconds NcclCommunicator::bootstrap_timeout() const {
+  return std::max(timeout_, kMinBootstrapTimeout);
+}
+
 void NcclCommunicator::watchdog_loop() {
   CUDA_CHECK(cudaSetDevice(device_));
   // Our queries must not break (or be refused by) a capture that the engine thread runs in
@@ -118,8 +127,8 @@ void NcclCommunicator::watchdog_loop() {
   CUDA_CHECK(cudaThreadExchangeStreamCaptureMode(&relaxed));
   // Poll often enough that a failure is reported well within the timeout, rarely enough to
   // cost nothing (a query is a few microseconds).
-  const auto interval =
-      std::min<std::chrono::milliseconds>(timeout_ / 10, std::chrono::milliseconds(50));
+  const auto interval = std::clamp<std::chrono::milliseconds>(
+      timeout_ / 10, std::chrono::milliseconds(1), std::chrono::milliseconds(50));
   std::unique_lock lock(mutex_);
   while (!stopping_) {
     wake_.wait_for(lock, interval, [this] { return stopping_; });
@@ -130,7 +139,7 @@ void NcclCommunicator::watchdog_loop() {
         abort_group(fmt::format(
             "NCCL bootstrap (ncclCommInitRank) of {} ranks did not finish within {:.1f} s on "
             "rank {}: another rank died or hung",
-            size_, seconds(timeout_), rank_));
+            size_, seconds(bootstrap_timeout()), rank_));
       }
       continue;
     }

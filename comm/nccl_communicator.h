@@ -29,8 +29,9 @@ class NcclCommunicator final : public DeviceCommunicator {
  public:
   // Collective over `group` (every rank of it must call this). The calling thread's current CUDA
   // device is this rank's GPU; it must differ from every other rank's (NCCL refuses duplicates).
-  // Group rank 0 creates the NCCL id and broadcasts it over `group`. `timeout` bounds the
-  // bootstrap and every collective.
+  // Group rank 0 creates the NCCL id and broadcasts it over `group`. `timeout` bounds every
+  // collective (counted from the moment it is enqueued) and the id's broadcast; ncclCommInitRank
+  // gets max(timeout, 60 s).
   NcclCommunicator(MPI_Comm group, std::chrono::milliseconds timeout);
   ~NcclCommunicator() override;
   NcclCommunicator(const NcclCommunicator&) = delete;
@@ -55,7 +56,8 @@ class NcclCommunicator final : public DeviceCommunicator {
     std::chrono::steady_clock::time_point enqueued;
   };
 
-  void record(cudaStream_t stream, std::string what);  // an event after `stream`'s work
+  void record(cudaStream_t stream, std::string what);   // an event after `stream`'s work
+  std::chrono::milliseconds bootstrap_timeout() const;  // bounds ncclCommInitRank
   void watchdog_loop();
   [[noreturn]] void abort_group(const std::string& reason);
 

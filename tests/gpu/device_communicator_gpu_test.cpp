@@ -30,14 +30,24 @@ std::vector<float> known_values(std::size_t count, int seed) {
   return values;
 }
 
-// One NCCL communicator for the whole binary (its bootstrap takes a while).
+// One NCCL communicator for the whole binary (its bootstrap takes a while), destroyed after the
+// last test and before the CUDA runtime shuts down (not by a static destructor).
+std::unique_ptr<NcclCommunicator> g_nccl;
+
 NcclCommunicator& nccl() {
-  static std::unique_ptr<NcclCommunicator> comm = [] {
+  if (g_nccl == nullptr) {
     CUDA_CHECK(cudaSetDevice(0));
-    return std::make_unique<NcclCommunicator>(MPI_COMM_SELF, kTimeout);
-  }();
-  return *comm;
+    g_nccl = std::make_unique<NcclCommunicator>(MPI_COMM_SELF, kTimeout);
+  }
+  return *g_nccl;
 }
+
+class NcclEnvironment : public ::testing::Environment {
+ public:
+  void TearDown() override { g_nccl.reset(); }
+};
+[[maybe_unused]] const auto* const g_environment =
+    ::testing::AddGlobalTestEnvironment(new NcclEnvironment);
 
 class StreamFixture : public ::testing::TestWithParam<DType> {
  protected:

@@ -36,15 +36,25 @@ std::vector<float> rank_values(int rank, std::size_t count) {
   return values;
 }
 
-// Created once, collectively (every rank runs the tests in the same order).
+// Created once, collectively (every rank runs the tests in the same order); destroyed after the
+// last test, before MPI_Finalize and the CUDA runtime's shutdown.
+std::unique_ptr<DeviceCommunicator> g_comm;
+
 DeviceCommunicator& comm() {
-  static std::unique_ptr<DeviceCommunicator> instance = [] {
+  if (g_comm == nullptr) {
     auto made = make_device_communicator(test_session(), kTimeout);
     SW_CHECK(made.ok());
-    return std::move(made).value();
-  }();
-  return *instance;
+    g_comm = std::move(made).value();
+  }
+  return *g_comm;
 }
+
+class CommEnvironment : public ::testing::Environment {
+ public:
+  void TearDown() override { g_comm.reset(); }
+};
+[[maybe_unused]] const auto* const g_environment =
+    ::testing::AddGlobalTestEnvironment(new CommEnvironment);
 
 TEST(DeviceCommunicatorFactory, FailsOnEveryRankWithoutGpu) {
   if (cuda::device_count() > 0) GTEST_SKIP() << "this machine has a GPU";
