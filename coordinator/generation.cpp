@@ -152,30 +152,47 @@ Status Generation::stream_from(Replica& replica, const PreparedRequest& request,
   Status local;  // a failure on this side (detokenizer, client gone), not the replica's
   while (finish_reason.empty() && local.ok() && reader->Read(&message)) {
     finish_reason = message.finish_reason();
-    if (!message.has_token_id()) continue;
-    if (attempt.tokens == 0) {
-      metrics_.observe_ttft(request.model, seconds_since(attempt.start));
-    } else {
-      metrics_.observe_inter_token(request.model, seconds_since(attempt.last_token));
-    }
-    StatusOr<std::string> piece = attempt.decoder.push(message.token_id());
-    if (!piece.ok()) {
-      local = piece.status();
-      break;
-    }
+    // The shard batches the tokens made while we were busy; we pass them on the same way,
+    // except that a token with log-probabilities travels alone (the public message has room
+    // for one token's).
     v1::GenerateResponse out;
-    out.add_token_ids(message.token_id());
-    out.set_text(attempt.matcher.push(*piece));
-    if (message.has_logprob()) out.set_logprob(message.logprob());
-    for (const auto& top : message.top_logprobs()) {
-      v1::TopLogprob* t = out.add_top_logprobs();
-      t->set_token_id(top.token_id());
-      t->set_logprob(top.logprob());
+    auto send = [&] {
+      if (out.token_ids().empty()) return;
+      if (!emit(out)) local = Status(StatusCode::kCancelled, "the client went away");
+      out.Clear();
+    };
+    for (const v1::ShardToken& token : message.tokens()) {
+      if (attempt.tokens == 0) {
+        metrics_.observe_ttft(request.model, seconds_since(attempt.start));
+      } else {
+        metrics_.observe_inter_token(request.model, seconds_since(attempt.last_token));
+      }
+      StatusOr<std::string> piece = attempt.decoder.push(token.token_id());
+      if (!piece.ok()) {
+        local = piece.status();
+        break;
+      }
+      if (token.has_logprob()) send();
+      out.add_token_ids(token.token_id());
+      out.mutable_text()->append(attempt.matcher.push(*piece));
+      if (token.has_logprob()) {
+        out.set_logprob(token.logprob());
+        for (const auto& top : token.top_logprobs()) {
+          v1::TopLogprob* t = out.add_top_logprobs();
+          t->set_token_id(top.token_id());
+          t->set_logprob(top.logprob());
+        }
+        send();
+      }
+      ++attempt.tokens;
+      attempt.last_token = Clock::now();
+      if (attempt.matcher.matched()) {
+        finish_reason = "stop";
+        break;
+      }
+      if (!local.ok()) break;
     }
-    ++attempt.tokens;
-    attempt.last_token = Clock::now();
-    if (attempt.matcher.matched()) finish_reason = "stop";
-    if (!emit(out)) local = Status(StatusCode::kCancelled, "the client went away");
+    if (local.ok()) send();
   }
   // A stop string or a local failure ends the call before the replica does.
   if (attempt.matcher.matched() || !local.ok()) call.TryCancel();

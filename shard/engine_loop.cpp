@@ -14,12 +14,14 @@ void EventQueue::push(StatusOr<StreamEvent> item) {
   ready_.notify_one();
 }
 
-std::optional<StatusOr<StreamEvent>> EventQueue::pop(std::chrono::milliseconds timeout) {
+std::vector<StatusOr<StreamEvent>> EventQueue::pop_all(std::chrono::milliseconds timeout) {
+  std::vector<StatusOr<StreamEvent>> items;
   std::unique_lock lock(mutex_);
-  if (!ready_.wait_for(lock, timeout, [&] { return !items_.empty(); })) return std::nullopt;
-  StatusOr<StreamEvent> item = std::move(items_.front());
-  items_.pop_front();
-  return item;
+  if (!ready_.wait_for(lock, timeout, [&] { return !items_.empty(); })) return items;
+  items.reserve(items_.size());
+  for (auto& item : items_) items.push_back(std::move(item));
+  items_.clear();
+  return items;
 }
 
 EngineLoop::EngineLoop(ModelRunner& runner, EngineOptions options)

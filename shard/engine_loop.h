@@ -25,8 +25,8 @@ namespace shardwise {
 class EventQueue {
  public:
   void push(StatusOr<StreamEvent> item);
-  // The next item, or nullopt when none arrives within `timeout`.
-  std::optional<StatusOr<StreamEvent>> pop(std::chrono::milliseconds timeout);
+  // Every item queued now, oldest first; waits up to `timeout` for the first (empty if none).
+  std::vector<StatusOr<StreamEvent>> pop_all(std::chrono::milliseconds timeout);
 
  private:
   friend class EngineLoop;

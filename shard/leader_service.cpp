@@ -30,20 +30,22 @@ Request to_request(const v1::ShardGenerateRequest& in) {
   return request;
 }
 
-v1::ShardGenerateResponse to_response(const StreamEvent& event) {
-  v1::ShardGenerateResponse out;
-  if (event.token) out.set_token_id(*event.token);
-  if (event.logprobs) {
-    out.set_logprob(event.logprobs->logprob);
-    for (const auto& [token, logprob] : event.logprobs->top) {
-      v1::ShardTopLogprob* top = out.add_top_logprobs();
-      top->set_token_id(token);
-      top->set_logprob(logprob);
+// Appends the event's token (if any) and finish reason to `out`.
+void add_event(const StreamEvent& event, v1::ShardGenerateResponse& out) {
+  if (event.token) {
+    v1::ShardToken* token = out.add_tokens();
+    token->set_token_id(*event.token);
+    if (event.logprobs) {
+      token->set_logprob(event.logprobs->logprob);
+      for (const auto& [id, logprob] : event.logprobs->top) {
+        v1::ShardTopLogprob* top = token->add_top_logprobs();
+        top->set_token_id(id);
+        top->set_logprob(logprob);
+      }
     }
   }
   if (event.finish_reason)
     out.set_finish_reason(std::string(finish_reason_name(*event.finish_reason)));
-  return out;
 }
 
 grpc::Status to_grpc(const Status& status) {
@@ -64,29 +66,44 @@ grpc::Status ShardService::Generate(grpc::ServerContext* context,
                                     grpc::ServerWriter<v1::ShardGenerateResponse>* writer) {
   std::shared_ptr<EventQueue> queue = loop_.submit(to_request(*request));
   bool cancelled = false;
-  for (;;) {
-    // Poll so that a client that went away cancels its request within 50 ms.
-    std::optional<StatusOr<StreamEvent>> item = queue->pop(std::chrono::milliseconds(50));
-    if (!item) {
-      if (context->IsCancelled() && !cancelled) {
-        loop_.cancel(queue);
-        cancelled = true;
-      }
-      continue;
-    }
-    if (!item->ok()) return to_grpc(item->status());
-    const StreamEvent& event = **item;
-    if (event.finish_reason == FinishReason::kError) {
-      return grpc::Status(grpc::StatusCode::INTERNAL, event.error);
-    }
-    if (event.finish_reason == FinishReason::kCancelled) {
-      return grpc::Status(grpc::StatusCode::CANCELLED, "request cancelled");
-    }
-    if (!cancelled && !writer->Write(to_response(event))) {
+  // Sends what is pending; a failed Write means the client went away: cancel the request.
+  auto flush = [&](v1::ShardGenerateResponse& message) {
+    if (cancelled || (message.tokens().empty() && message.finish_reason().empty())) return;
+    if (!writer->Write(message)) {
       loop_.cancel(queue);
       cancelled = true;
     }
-    if (event.finish_reason) return grpc::Status::OK;
+    message.Clear();
+  };
+  for (;;) {
+    // Poll so that a client that went away cancels its request within 50 ms.
+    std::vector<StatusOr<StreamEvent>> items = queue->pop_all(std::chrono::milliseconds(50));
+    if (items.empty() && context->IsCancelled() && !cancelled) {
+      loop_.cancel(queue);
+      cancelled = true;
+    }
+    // Everything the engine made while the last Write was under way goes in one message.
+    v1::ShardGenerateResponse message;
+    for (const StatusOr<StreamEvent>& item : items) {
+      if (!item.ok()) {
+        flush(message);
+        return to_grpc(item.status());
+      }
+      if (item->finish_reason == FinishReason::kError) {
+        flush(message);
+        return grpc::Status(grpc::StatusCode::INTERNAL, item->error);
+      }
+      if (item->finish_reason == FinishReason::kCancelled) {
+        flush(message);
+        return grpc::Status(grpc::StatusCode::CANCELLED, "request cancelled");
+      }
+      add_event(*item, message);
+      if (item->finish_reason) {
+        flush(message);
+        return grpc::Status::OK;
+      }
+    }
+    flush(message);
   }
 }
 
