@@ -12,6 +12,7 @@
 #include "comm/mpi_session.h"
 #include "shard/cli/batch_requests.h"
 #include "shard/cli/cli_support.h"
+#include "shard/cli/device_flags.h"
 #include "shard/cli/generation_output.h"
 #include "shard/engine/engine.h"
 #include "shard/tp_model_runner.h"
@@ -34,6 +35,7 @@ struct BatchOptions {
   bool no_prefix_caching = false;
   int tp = 1;                        // > 1: run as one TP group under mpirun, rank 0 writes
   double collective_timeout_s = 60;  // with --tp: seconds before a stalled collective aborts
+  DeviceOptions device;
 };
 
 // The automatic cache size stops here: about a Llama-3-8B cache of 4096 tokens in fp32.
@@ -184,21 +186,36 @@ void run_batch(const BatchOptions& options) {
   } else {
     comm = std::make_unique<SoloCommunicator>();
   }
-  auto model = value_or_fail(load_llama_model(options.model_dir, *comm));
-  const int num_blocks = options.num_kv_blocks > 0
-                             ? options.num_kv_blocks
-                             : auto_num_blocks(*model, requests, options.block_size);
+  if (auto status = check_device_flags(options.device); !status.ok()) fail(status);
+  std::unique_ptr<LlamaModel> model;
+  std::unique_ptr<DeviceReplica> replica;  // --device cuda
+  std::unique_ptr<ModelRunner> cpu_runner;
+  int num_blocks = options.num_kv_blocks;
+  if (options.device.device == "cuda") {
+    // --num-kv-blocks 0: the cache takes the GPU memory budget (--kv-cache-gb).
+    replica = value_or_fail(make_cuda_replica(
+        options.model_dir, options.device, session.get(), options.tp > 1 ? comm.get() : nullptr,
+        options.block_size, options.num_kv_blocks,
+        std::chrono::milliseconds(static_cast<long>(options.collective_timeout_s * 1000))));
+    num_blocks = replica->runner().num_kv_blocks();
+  } else {
+    model = value_or_fail(load_llama_model(options.model_dir, *comm));
+    if (num_blocks == 0) num_blocks = auto_num_blocks(*model, requests, options.block_size);
+  }
   if (comm->rank() != 0) {
-    const Status status = run_follower_loop(*model, *comm, num_blocks, options.block_size);
+    const Status status = replica ? replica->run_follower()
+                                  : run_follower_loop(*model, *comm, num_blocks,
+                                                      options.block_size);
     if (!status.ok()) fail(status);
     return;
   }
-  std::unique_ptr<ModelRunner> runner;
-  if (options.tp > 1) {
-    runner = std::make_unique<LeaderModelRunner>(*model, *comm, num_blocks, options.block_size);
-  } else {
-    runner = std::make_unique<LocalModelRunner>(*model, num_blocks, options.block_size);
+  if (!replica && options.tp > 1) {
+    cpu_runner =
+        std::make_unique<LeaderModelRunner>(*model, *comm, num_blocks, options.block_size);
+  } else if (!replica) {
+    cpu_runner = std::make_unique<LocalModelRunner>(*model, num_blocks, options.block_size);
   }
+  ModelRunner* runner = replica ? &replica->runner() : cpu_runner.get();
   EngineOptions engine_options;
   engine_options.scheduler.max_batch_tokens = options.max_batch_tokens;
   engine_options.scheduler.max_num_seqs = options.max_num_seqs;
@@ -294,6 +311,7 @@ void add_batch_command(CLI::App& app) {
                    "With --tp: seconds a collective may take before the group is aborted")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  add_device_flags(batch, options->device);
   batch->callback([options] { run_batch(*options); });
 }
 

@@ -10,7 +10,9 @@
 #include "models/safetensors.h"
 #include "models/tokenizer/tokenizer.h"
 #include "shard/cli/cli_support.h"
+#include "shard/cli/device_flags.h"
 #include "shard/cli/generation_output.h"
+#include "shard/device_runner.h"
 #include "shard/generator.h"
 
 namespace shardwise::cli {
@@ -21,6 +23,7 @@ struct ModelOptions {
   std::vector<int32_t> ids;
   std::string prompt;
   bool chat = false;
+  DeviceOptions device;
 };
 
 void add_model_options(CLI::App* command, ModelOptions& options) {
@@ -28,6 +31,7 @@ void add_model_options(CLI::App* command, ModelOptions& options) {
       ->add_option("--model", options.model_dir,
                    "Hugging Face model folder (config.json + safetensors)")
       ->capture_default_str();
+  add_device_flags(command, options.device);
 }
 
 CLI::Option* add_ids_option(CLI::App* command, ModelOptions& options) {
@@ -71,11 +75,28 @@ std::unique_ptr<LlamaModel> load_model(const std::string& model_dir, Communicato
   return model;
 }
 
+// The model on the GPU with a cache of `tokens` tokens (a group of one).
+std::unique_ptr<DeviceReplica> load_cuda_model(const ModelOptions& options, int tokens) {
+  constexpr int kBlockSize = 16;
+  return value_or_fail(make_cuda_replica(options.model_dir, options.device, nullptr, nullptr,
+                                         kBlockSize, kv_blocks_for_tokens(tokens, kBlockSize),
+                                         std::chrono::seconds(60)));
+}
+
 void run_logits(const ModelOptions& options, const std::string& out_path) {
+  if (auto status = check_device_flags(options.device); !status.ok()) fail(status);
   SoloCommunicator comm;
-  auto model = load_model(options.model_dir, comm);
-  auto logits = value_or_fail(prompt_logits(*model, options.ids));
-  const int64_t vocab = model->config().vocab_size;
+  std::unique_ptr<LlamaModel> model;
+  std::unique_ptr<DeviceReplica> replica;
+  std::vector<float> logits;
+  if (options.device.device == "cuda") {
+    replica = load_cuda_model(options, static_cast<int>(options.ids.size()));
+    logits = value_or_fail(runner_prompt_logits(replica->runner(), options.ids));
+  } else {
+    model = load_model(options.model_dir, comm);
+    logits = value_or_fail(prompt_logits(*model, options.ids));
+  }
+  const int64_t vocab = (replica ? replica->config() : model->config()).vocab_size;
   const int64_t rows = static_cast<int64_t>(options.ids.size());
   auto written = write_safetensors(out_path, {{"logits", {rows, vocab}, logits.data()}});
   if (!written.ok()) fail(written);
@@ -92,15 +113,25 @@ void run_generate(const ModelOptions& options, const GenerateOptions& generate_o
   const auto tokenizer = value_or_fail(load_tokenizer_if_present(options.model_dir));
   GenerationRequest request;
   request.prompt_ids = prompt_ids(options, tokenizer.get());
+  if (auto status = check_device_flags(options.device); !status.ok()) fail(status);
   SoloCommunicator comm;
-  auto model = load_model(options.model_dir, comm);
+  std::unique_ptr<LlamaModel> model;
+  std::unique_ptr<DeviceReplica> replica;
+  if (options.device.device == "cuda") {
+    replica = load_cuda_model(options, static_cast<int>(request.prompt_ids.size()) +
+                                           std::max(generate_options.max_new_tokens, 0));
+  } else {
+    model = load_model(options.model_dir, comm);
+  }
+  const LlamaConfig& config = replica ? replica->config() : model->config();
   request.max_new_tokens = generate_options.max_new_tokens;
   request.sampling = generate_options.sampling;
   if (!generate_options.ignore_eos) {
-    request.stop_token_ids = default_stop_token_ids(model->config(), tokenizer.get());
+    request.stop_token_ids = default_stop_token_ids(config, tokenizer.get());
   }
   const auto start = std::chrono::steady_clock::now();
-  auto result = value_or_fail(generate(*model, request));
+  auto result = value_or_fail(replica ? generate(replica->runner(), request)
+                                      : generate(*model, request));
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   log()->info("generated {} tokens in {:.3f} s ({:.1f} tokens/s), finish reason: {}",

@@ -4,7 +4,7 @@
 
 namespace shardwise::cli {
 
-// `shardwise logits` and `shardwise generate`: run a model on the CPU.
+// `shardwise logits` and `shardwise generate`: run a model on the CPU or (--device cuda) a GPU.
 void add_model_commands(CLI::App& app);
 
 }  // namespace shardwise::cli

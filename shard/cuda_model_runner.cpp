@@ -1,0 +1,209 @@
+#include "shard/cuda_model_runner.h"
+
+#include <cuda_runtime.h>
+
+#include <algorithm>
+
+#include "comm/device_communicator_factory.h"
+#include "comm/host_staged_communicator.h"
+#include "common/check.h"
+#include "common/logging.h"
+#include "kernels/cuda/device.h"
+#include "shard/device_runner.h"
+#include "shard/step_plan.h"
+
+namespace shardwise {
+
+StatusOr<std::unique_ptr<CudaModelRunner>> CudaModelRunner::make(CudaLlamaModel& model,
+                                                                 int num_kv_blocks,
+                                                                 int block_size) {
+  SW_ASSIGN_OR_RETURN(CudaKvCache cache, model.make_kv_cache(num_kv_blocks, block_size));
+  return std::make_unique<CudaModelRunner>(model, std::move(cache));
+}
+
+StatusOr<int> cuda_kv_blocks_for_budget(const CudaLlamaModel& model, int block_size,
+                                        double kv_cache_gb, double fraction, int min_tokens) {
+  // Activations, GEMM and attention workspaces, graphs: kept out of the automatic budget.
+  constexpr double kReserveBytes = 1.5 * (1 << 30);
+  constexpr double kGiB = 1 << 30;
+  std::size_t free_bytes = 0, total_bytes = 0;
+  CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+  const double budget = kv_cache_gb > 0 ? kv_cache_gb * kGiB
+                                        : std::max(0.0, fraction * free_bytes - kReserveBytes);
+  const std::size_t block_bytes = model.kv_block_bytes(block_size);
+  const long long blocks = static_cast<long long>(budget / block_bytes);
+  const long long needed = (min_tokens + block_size - 1) / block_size;
+  if (budget > free_bytes || blocks < needed) {
+    return resource_exhausted(
+        "the KV cache does not fit: weights take {:.2f} GiB, {:.2f} GiB of {:.2f} GiB are free, "
+        "the cache budget is {:.2f} GiB ({} blocks of {:.2f} MiB) but {} tokens need {} blocks; "
+        "lower --kv-cache-gb or the context, or raise --tp",
+        model.weight_bytes() / kGiB, free_bytes / kGiB, total_bytes / kGiB, budget / kGiB,
+        blocks, block_bytes / double(1 << 20), min_tokens, needed);
+  }
+  return static_cast<int>(std::min<long long>(blocks, 1 << 30));
+}
+
+// ---- Tensor-parallel leader and follower ----------------------------------------------------
+
+namespace {
+
+void send_plan(Communicator& comm, const StepPlan& plan) {
+  StepPlan::Header header;
+  std::vector<int32_t> payload;
+  plan.encode(&header, &payload);
+  comm.broadcast(header.data(), sizeof(header), 0);
+  if (!payload.empty()) comm.broadcast(payload.data(), payload.size() * sizeof(int32_t), 0);
+}
+
+}  // namespace
+
+CudaLeaderRunner::CudaLeaderRunner(CudaModelRunner& local, Communicator& comm)
+    : local_(local), comm_(comm) {
+  SW_CHECK(comm_.rank() == 0);
+}
+
+CudaLeaderRunner::~CudaLeaderRunner() {
+  StepPlan shutdown;
+  shutdown.kind = StepKind::kShutdown;
+  send_plan(comm_, shutdown);
+}
+
+StatusOr<std::vector<float>> CudaLeaderRunner::execute(const ForwardBatch& batch) {
+  // Followers run whatever they are sent, so the batch must be valid before it leaves.
+  SW_RETURN_IF_ERROR(local_.validate(batch));
+  StepPlan plan;
+  plan.batch = batch;
+  send_plan(comm_, plan);
+  return local_.execute(batch);
+}
+
+Status run_cuda_follower_loop(CudaModelRunner& local, Communicator& comm) {
+  std::vector<int32_t> payload;
+  for (long steps = 0;; ++steps) {
+    StepPlan::Header header;
+    comm.broadcast(header.data(), sizeof(header), 0, Communicator::Wait::kIdle);
+    std::size_t payload_ints = 0;
+    SW_RETURN_IF_ERROR(StepPlan::decode_header(header, &payload_ints));
+    payload.resize(payload_ints);
+    if (payload_ints > 0) comm.broadcast(payload.data(), payload_ints * sizeof(int32_t), 0);
+    SW_ASSIGN_OR_RETURN(StepPlan plan, StepPlan::decode(header, payload));
+    if (plan.kind == StepKind::kShutdown) {
+      log()->debug("follower: shutdown after {} steps", steps);
+      return ok_status();
+    }
+    SW_RETURN_IF_ERROR(local.execute(plan.batch).status());
+  }
+}
+
+// ---- make_cuda_replica ----------------------------------------------------------------------
+
+namespace {
+
+class CudaReplica final : public DeviceReplica {
+ public:
+  const LlamaConfig& config() const override { return model_->config(); }
+  ModelRunner& runner() override {
+    if (leader_) return *leader_;
+    return *local_;
+  }
+  Status run_follower() override { return run_cuda_follower_loop(*local_, *host_comm_); }
+
+  // Declared in construction order: destroyed leader first (releasing the followers).
+  std::unique_ptr<DeviceCommunicator> device_comm_;
+  std::unique_ptr<CudaLlamaModel> model_;
+  std::unique_ptr<CudaModelRunner> local_;
+  std::unique_ptr<CudaLeaderRunner> leader_;
+  Communicator* host_comm_ = nullptr;
+};
+
+StatusOr<DType> parse_dtype(const std::string& name) {
+  if (name == "bf16") return DType::kBF16;
+  if (name == "f32") return DType::kF32;
+  return invalid_argument("--dtype {}: the CUDA model computes in bf16 or f32", name);
+}
+
+// Every rank learns whether any rank failed, so none waits in a collective for one that gave up.
+bool any_rank_failed(Communicator* comm, bool failed) {
+  if (comm == nullptr) return failed;
+  float flag = failed ? 1.0f : 0.0f;
+  comm->all_reduce_sum(&flag, 1);
+  return flag > 0;
+}
+
+// The smallest value over the group.
+int group_min(Communicator* comm, int value) {
+  if (comm == nullptr || comm->size() == 1) return value;
+  std::vector<float> all(comm->size());
+  std::vector<std::size_t> counts(comm->size(), 1);
+  const float mine = static_cast<float>(value);
+  comm->all_gather(&mine, counts, all.data());
+  return static_cast<int>(*std::min_element(all.begin(), all.end()));
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<DeviceReplica>> make_cuda_replica(const std::filesystem::path& model_dir,
+                                                           const DeviceOptions& options,
+                                                           const MpiSession* session,
+                                                           Communicator* host_comm, int block_size,
+                                                           int num_kv_blocks,
+                                                           std::chrono::milliseconds timeout) {
+  SW_ASSIGN_OR_RETURN(DType dtype, parse_dtype(options.dtype));
+  auto replica = std::make_unique<CudaReplica>();
+  replica->host_comm_ = host_comm;
+  const bool grouped = session != nullptr && host_comm != nullptr && host_comm->size() > 1;
+  if (grouped) {
+    // Collective: picks this rank's GPU; fails on every rank when any rank has none.
+    SW_ASSIGN_OR_RETURN(replica->device_comm_, make_device_communicator(*session, timeout));
+  } else {
+    if (cuda::device_count() == 0) {
+      return failed_precondition("--device cuda: no CUDA device (no GPU or no driver here)");
+    }
+    replica->device_comm_ = std::make_unique<SoloDeviceCommunicator>();
+  }
+  CudaModelOptions model_options;
+  model_options.dtype = dtype;
+  model_options.random_weights = options.random_weights;
+  // Host-staged collectives synchronise the stream on the host: they cannot be captured.
+  model_options.cuda_graphs =
+      options.cuda_graphs &&
+      dynamic_cast<HostStagedCommunicator*>(replica->device_comm_.get()) == nullptr;
+
+  auto model = load_cuda_llama_model(model_dir, *replica->device_comm_, model_options);
+  if (!model.ok()) log()->error("{}", model.status().to_string());
+  if (any_rank_failed(grouped ? host_comm : nullptr, !model.ok())) {
+    return model.ok() ? internal_error("another rank failed to load the model") : model.status();
+  }
+  replica->model_ = std::move(model).value();
+  CudaLlamaModel& cuda_model = *replica->model_;
+  log()->info("{} on the GPU: {:.2f} GiB of {} weights on this rank, CUDA graphs {}",
+              model_dir.string(), cuda_model.weight_bytes() / double(1 << 30), options.dtype,
+              model_options.cuda_graphs ? "on" : "off");
+
+  StatusOr<int> blocks = num_kv_blocks;
+  if (num_kv_blocks <= 0) {
+    blocks = cuda_kv_blocks_for_budget(cuda_model, block_size, options.kv_cache_gb,
+                                       options.kv_cache_fraction, block_size);
+  }
+  if (!blocks.ok()) log()->error("{}", blocks.status().to_string());
+  if (any_rank_failed(grouped ? host_comm : nullptr, !blocks.ok())) {
+    return blocks.ok() ? internal_error("another rank cannot fit its KV cache") : blocks.status();
+  }
+  const int agreed_blocks = group_min(grouped ? host_comm : nullptr, *blocks);
+  auto local = CudaModelRunner::make(cuda_model, agreed_blocks, block_size);
+  if (!local.ok()) log()->error("{}", local.status().to_string());
+  if (any_rank_failed(grouped ? host_comm : nullptr, !local.ok())) {
+    return local.ok() ? internal_error("another rank cannot allocate its KV cache")
+                      : local.status();
+  }
+  replica->local_ = std::move(local).value();
+  log()->info("KV cache: {} blocks of {} tokens ({:.2f} GiB)", agreed_blocks, block_size,
+              agreed_blocks * double(cuda_model.kv_block_bytes(block_size)) / (1 << 30));
+  if (grouped && host_comm->rank() == 0) {
+    replica->leader_ = std::make_unique<CudaLeaderRunner>(*replica->local_, *host_comm);
+  }
+  return std::unique_ptr<DeviceReplica>(std::move(replica));
+}
+
+}  // namespace shardwise

@@ -1,0 +1,70 @@
+// ModelRunner on the GPU: a CudaLlamaModel and its device KV cache, plus the tensor-parallel
+// leader/follower pair for it (the StepPlan protocol of shard/tp_model_runner.h; the GPU ranks
+// send plans over the host communicator and reduce activations over the device one).
+#pragma once
+
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "comm/communicator.h"
+#include "kernels/cuda/sampling.h"
+#include "models/cuda_llama_model.h"
+#include "shard/model_runner.h"
+
+namespace shardwise {
+
+class CudaModelRunner final : public ModelRunner {
+ public:
+  CudaModelRunner(CudaLlamaModel& model, CudaKvCache cache)
+      : model_(model), cache_(std::move(cache)) {}
+  static StatusOr<std::unique_ptr<CudaModelRunner>> make(CudaLlamaModel& model, int num_kv_blocks,
+                                                         int block_size);
+
+  const LlamaConfig& config() const override { return model_.config(); }
+  int num_kv_blocks() const override { return cache_.num_blocks(); }
+  int block_size() const override { return cache_.block_size(); }
+  StatusOr<std::vector<float>> execute(const ForwardBatch& batch) override {
+    return model_.forward(batch, cache_);
+  }
+  // As execute(), sampling each logit row on the device (rows[i] for batch.logit_rows[i]):
+  // a decode step copies back only token ids.
+  StatusOr<std::vector<int32_t>> execute_and_sample(const ForwardBatch& batch,
+                                                    std::span<const cuda::SamplingRow> rows) {
+    return model_.forward_and_sample(batch, cache_, rows);
+  }
+  // The checks execute() makes, without running anything.
+  Status validate(const ForwardBatch& batch) const { return model_.validate(batch, cache_); }
+  CudaLlamaModel& model() { return model_; }
+
+ private:
+  CudaLlamaModel& model_;
+  CudaKvCache cache_;
+};
+
+// KV cache blocks for a budget of `kv_cache_gb` GiB, or (0) `fraction` of the device memory
+// free now less a reserve for activations. RESOURCE_EXHAUSTED, with the sizes, when not even
+// one context window of `min_tokens` fits.
+StatusOr<int> cuda_kv_blocks_for_budget(const CudaLlamaModel& model, int block_size,
+                                        double kv_cache_gb, double fraction, int min_tokens);
+
+// Rank 0 of a TP group: sends each batch to the followers, then runs its own slice.
+class CudaLeaderRunner final : public ModelRunner {
+ public:
+  CudaLeaderRunner(CudaModelRunner& local, Communicator& comm);
+  ~CudaLeaderRunner() override;  // sends the followers kShutdown
+
+  const LlamaConfig& config() const override { return local_.config(); }
+  int num_kv_blocks() const override { return local_.num_kv_blocks(); }
+  int block_size() const override { return local_.block_size(); }
+  StatusOr<std::vector<float>> execute(const ForwardBatch& batch) override;
+
+ private:
+  CudaModelRunner& local_;
+  Communicator& comm_;
+};
+
+// A follower's life on the GPU: run the leader's plans until kShutdown.
+Status run_cuda_follower_loop(CudaModelRunner& local, Communicator& comm);
+
+}  // namespace shardwise
