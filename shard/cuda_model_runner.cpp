@@ -153,7 +153,7 @@ StatusOr<std::unique_ptr<DeviceReplica>> make_cuda_replica(const std::filesystem
   auto replica = std::make_unique<CudaReplica>();
   replica->host_comm_ = host_comm;
   const bool grouped = session != nullptr && host_comm != nullptr && host_comm->size() > 1;
-  if (grouped) {
+  if (session != nullptr) {
     // Collective: picks this rank's GPU; fails on every rank when any rank has none.
     SW_ASSIGN_OR_RETURN(replica->device_comm_, make_device_communicator(*session, timeout));
   } else {

@@ -20,7 +20,9 @@
 #include "comm/mpi_session.h"
 #include "common/logging.h"
 #include "kernels/cpu/cpu_threads.h"
+#include "shard/cli/device_flags.h"
 #include "shard/cli/generation_output.h"
+#include "shard/device_runner.h"
 #include "shard/generator.h"
 #include "shard/leader_service.h"
 #include "shard/tp_model_runner.h"
@@ -31,7 +33,7 @@ namespace {
 struct ShardOptions {
   std::string model_dir = SHARDWISE_DEFAULT_MODEL_DIR;
   int tp = 1;
-  std::string device = "cpu";
+  DeviceOptions device;  // --device, and with cuda --dtype, --random-weights, ...
   std::vector<int32_t> ids;
   int max_new_tokens = 64;
   SamplingParams sampling;
@@ -55,9 +57,10 @@ void add_options(CLI::App& app, ShardOptions& o) {
                  "multiple)")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
-  app.add_option("--device", o.device, "Where the model runs")
+  app.add_option("--device", o.device.device, "Where the model runs")
       ->capture_default_str()
       ->check(CLI::IsMember({"cpu", "cuda"}));
+  cli::add_device_flags(&app, o.device, /*with_device=*/false);
   app.add_option("--ids", o.ids, "One-shot mode: prompt token ids, comma-separated")
       ->delimiter(',');
   app.add_option("--coordinator", o.coordinator, "Serve mode: the coordinator, HOST:PORT");
@@ -83,7 +86,8 @@ void add_options(CLI::App& app, ShardOptions& o) {
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   app.add_option("--num-kv-blocks", o.num_kv_blocks,
-                 "KV cache blocks per rank (0: one full context window)")
+                 "KV cache blocks per rank (0: one full context window; with --device cuda "
+                 "the --kv-cache-gb budget)")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
   app.add_option("--collective-timeout", o.collective_timeout_s,
@@ -97,8 +101,7 @@ void add_options(CLI::App& app, ShardOptions& o) {
       ->capture_default_str();
 }
 
-int run_one_shot(const ShardOptions& o, const ParallelConfig& config, LlamaModel& llama,
-                 Communicator& comm, int num_kv_blocks) {
+int run_one_shot(const ShardOptions& o, const ParallelConfig& config, ModelRunner& runner) {
   // Every leader loads the tokenizer the same way, but only world rank 0 prints.
   auto tokenizer = cli::load_tokenizer_if_present(o.model_dir);
   GenerationRequest request;
@@ -107,12 +110,9 @@ int run_one_shot(const ShardOptions& o, const ParallelConfig& config, LlamaModel
   request.sampling = o.sampling;
   if (!o.ignore_eos) {
     request.stop_token_ids =
-        cli::default_stop_token_ids(llama.config(), tokenizer.ok() ? tokenizer->get() : nullptr);
+        cli::default_stop_token_ids(runner.config(), tokenizer.ok() ? tokenizer->get() : nullptr);
   }
-  StatusOr<GenerationResult> result = [&] {
-    LeaderModelRunner runner(llama, comm, num_kv_blocks, o.block_size);
-    return generate(runner, request);
-  }();  // the runner's destructor has released the followers
+  StatusOr<GenerationResult> result = generate(runner, request);
   if (!tokenizer.ok() || !result.ok()) {
     log()->error("{}", (tokenizer.ok() ? result.status() : tokenizer.status()).to_string());
     return 1;
@@ -155,8 +155,7 @@ std::shared_ptr<grpc::ChannelCredentials> coordinator_credentials(const std::str
 }
 
 // Serves the Shard API from this leader until SIGINT/SIGTERM, registered with the coordinator.
-int serve(const ShardOptions& o, const ParallelConfig& config, LlamaModel& llama,
-          Communicator& comm, int num_kv_blocks) {
+int serve(const ShardOptions& o, const ParallelConfig& config, ModelRunner& runner) {
   StatusOr<std::string> listen = offset_port(o.listen, config.replica());
   StatusOr<v1::ModelCard> card = read_model_card(o.model_dir);
   if (!listen.ok() || !card.ok()) {
@@ -166,14 +165,13 @@ int serve(const ShardOptions& o, const ParallelConfig& config, LlamaModel& llama
   card->set_name(o.model_name.empty() ? std::filesystem::path(o.model_dir).filename().string()
                                       : o.model_name);
   card->set_address(*listen);
-  card->set_context_length(llama.config().max_position_embeddings);
-  card->set_device(o.device);
+  card->set_context_length(runner.config().max_position_embeddings);
+  card->set_device(o.device.device);
   card->set_tp(config.tp_size);
   card->set_capacity(o.capacity);
   std::signal(SIGINT, request_stop);
   std::signal(SIGTERM, request_stop);
 
-  LeaderModelRunner runner(llama, comm, num_kv_blocks, o.block_size);
   EngineOptions engine_options;
   engine_options.scheduler.max_num_seqs = o.capacity;
   EngineLoop loop(runner, engine_options);
@@ -208,16 +206,35 @@ bool any_rank_failed(Communicator& comm, bool failed) {
 
 int run(const ShardOptions& o, const MpiSession& session) {
   const ParallelConfig& config = session.config();
-  if (o.device == "cuda") {
-    log()->error(
-        "--device cuda: the GPU backend is not part of this build of shardwise-shard yet; "
-        "use --device cpu");
+  if (auto status = cli::check_device_flags(o.device); !status.ok()) {
+    log()->error("{}", status.to_string());
     return 2;
   }
-  MpiCommunicator comm(session.tp_group(),
-                       std::chrono::milliseconds(static_cast<long>(o.collective_timeout_s * 1000)));
-  log()->info("replica {} of {}, tp rank {} of {}, loading {}", config.replica(),
-              config.num_replicas(), config.tp().rank, config.tp_size, o.model_dir);
+  const std::chrono::milliseconds timeout(static_cast<long>(o.collective_timeout_s * 1000));
+  MpiCommunicator comm(session.tp_group(), timeout);
+  log()->info("replica {} of {}, tp rank {} of {}, loading {} ({})", config.replica(),
+              config.num_replicas(), config.tp().rank, config.tp_size, o.model_dir,
+              o.device.device);
+  if (o.device.device == "cuda") {
+    // --num-kv-blocks 0: the cache takes the GPU memory budget (--kv-cache-gb).
+    auto replica =
+        make_cuda_replica(o.model_dir, o.device, &session, &comm, o.block_size, o.num_kv_blocks,
+                          timeout);  // collective: fails on every rank when one rank fails
+    if (!replica.ok()) {
+      log()->error("{}", replica.status().to_string());
+      return 1;
+    }
+    if (!config.is_leader()) {
+      Status status = (*replica)->run_follower();
+      if (!status.ok()) {
+        log()->critical("follower: {}", status.to_string());
+        MPI_Abort(MPI_COMM_WORLD, 1);
+      }
+      return 0;
+    }
+    if (!o.ids.empty()) return run_one_shot(o, config, (*replica)->runner());
+    return serve(o, config, (*replica)->runner());
+  }
   auto model = load_llama_model(o.model_dir, comm);
   if (!model.ok()) log()->error("{}", model.status().to_string());
   if (any_rank_failed(comm, !model.ok())) return 1;
@@ -237,8 +254,9 @@ int run(const ShardOptions& o, const MpiSession& session) {
     return 0;
   }
 
-  if (!o.ids.empty()) return run_one_shot(o, config, llama, comm, num_kv_blocks);
-  return serve(o, config, llama, comm, num_kv_blocks);
+  LeaderModelRunner runner(llama, comm, num_kv_blocks, o.block_size);
+  if (!o.ids.empty()) return run_one_shot(o, config, runner);
+  return serve(o, config, runner);
 }
 
 }  // namespace
