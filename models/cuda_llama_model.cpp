@@ -3,6 +3,7 @@
 #include <cuda_bf16.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <set>
@@ -63,7 +64,9 @@ StatusOr<CudaKvCache> CudaKvCache::make(int n_layers, int num_blocks, int block_
   if (num_blocks < 1 || block_size < 1) {
     return invalid_argument("a KV cache needs at least one block of at least one token");
   }
+  static std::atomic<uint64_t> next_id{1};
   CudaKvCache cache;
+  cache.id_ = next_id++;
   cache.num_blocks_ = num_blocks;
   cache.block_size_ = block_size;
   cache.layer_bytes_ =
@@ -520,9 +523,10 @@ StatusOr<const float*> CudaLlamaModel::run_decode_graph(const ForwardBatch& batc
   const int window_blocks = (max_context + cache.block_size() - 1) / cache.block_size();
   ensure_capacity(options_.max_graph_batch, options_.max_graph_batch,
                   options_.max_graph_batch * window_blocks, max_context);
-  if (graph_cache_ != &cache) {
+  if (graph_cache_ != cache.id()) {
+    CUDA_CHECK(cudaStreamSynchronize(stream_));
     graphs_.clear();
-    graph_cache_ = &cache;
+    graph_cache_ = cache.id();
   }
 
   // Padding rows: token 0 at position 0, no cache slot, context 0 (attention writes zeros).

@@ -51,8 +51,11 @@ class CudaKvCache {
   int num_blocks() const { return num_blocks_; }
   int block_size() const { return block_size_; }
   int num_slots() const { return num_blocks_ * block_size_; }
+  // Unique per cache made in this process (captured graphs hold its addresses).
+  uint64_t id() const { return id_; }
 
  private:
+  uint64_t id_ = 0;
   int num_blocks_ = 0;
   int block_size_ = 0;
   std::size_t layer_bytes_ = 0;  // of K (or V) of one layer
@@ -126,7 +129,7 @@ class CudaLlamaModel {
   DeviceAllocation inv_freq_;  // [head_dim / 2] F32
   std::unique_ptr<Buffers> buffers_;
   std::map<int, std::unique_ptr<Graph>> graphs_;  // by bucket
-  const void* graph_cache_ = nullptr;             // the cache the graphs were captured with
+  uint64_t graph_cache_ = 0;                      // id of the cache the graphs were captured with
   long graph_replays_ = 0;
 };
 
