@@ -132,7 +132,7 @@ struct CudaLlamaModel::Buffers {
   float* local_logits = nullptr;  // [tokens, padded_local_vocab]
   float* gathered = nullptr;      // [tp, tokens, padded_local_vocab] (tp > 1)
   float* logits = nullptr;        // [tokens, vocab]
-  float* row_logits = nullptr;    // [tokens, vocab]: logit rows picked out of a graph's output
+  float* row_logits = nullptr;    // [max_graph_batch, vocab]: logit rows of a graph step
 
   DeviceAllocation attention_workspace;
   DeviceAllocation sample_storage;
@@ -288,7 +288,8 @@ void CudaLlamaModel::ensure_capacity(int n_tokens, int n_seqs, int table_ints, i
       {reinterpret_cast<void**>(&b.gathered),
        tp > 1 ? tp * n * weights_.padded_local_vocab * sizeof(float) : 0},
       {reinterpret_cast<void**>(&b.logits), tp > 1 ? n * config_.vocab_size * sizeof(float) : 0},
-      {reinterpret_cast<void**>(&b.row_logits), n * config_.vocab_size * sizeof(float)},
+      {reinterpret_cast<void**>(&b.row_logits),  // graph steps only: at most max_graph_batch
+       std::min<std::size_t>(n, options_.max_graph_batch) * config_.vocab_size * sizeof(float)},
   };
   for (auto& [pointer, bytes] : parts) offset += align256(bytes);
   b.activation_storage = DeviceAllocation();

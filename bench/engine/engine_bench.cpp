@@ -1,8 +1,11 @@
-// Offline throughput of the serving engine on the CPU: `concurrency` requests of
+// Offline throughput of the serving engine, on the CPU or (--device cuda) a GPU: `concurrency`
+// requests of
 // `input_len` random prompt tokens and `output_len` generated tokens (EOS ignored), all
 // submitted at once, greedy. One untimed warm-up run, then the median of `repeats` runs.
 //
 //   bin/engine_bench --model assets/models/stories260K --concurrency 1,4,16 --threads 2
+//   bin/engine_bench --model bench/gpu/configs/llama-3-8b --device cuda --random-weights
+//                    --input-len 2048 --output-len 128 --concurrency 1,64 --max-batch-tokens 4096
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
@@ -12,6 +15,7 @@
 #include "comm/communicator.h"
 #include "common/logging.h"
 #include "kernels/cpu/cpu_threads.h"
+#include "shard/cli/device_flags.h"
 #include "shard/engine/engine.h"
 
 namespace shardwise {
@@ -26,6 +30,7 @@ struct BenchOptions {
   int threads = 0;
   int block_size = 16;
   int max_batch_tokens = 512;
+  DeviceOptions device;
 };
 
 struct RunResult {
@@ -33,17 +38,18 @@ struct RunResult {
   int64_t steps = 0;
 };
 
-RunResult run_once(LlamaModel& model, const BenchOptions& options, int concurrency) {
-  const int blocks_per_request =
-      (options.input_len + options.output_len + options.block_size - 1) / options.block_size;
-  LocalModelRunner runner(model, concurrency * blocks_per_request, options.block_size);
+int blocks_per_request(const BenchOptions& options) {
+  return (options.input_len + options.output_len + options.block_size - 1) / options.block_size;
+}
+
+RunResult run_once(ModelRunner& runner, const BenchOptions& options, int concurrency) {
   EngineOptions engine_options;
   engine_options.scheduler.max_batch_tokens = options.max_batch_tokens;
   // Random prompts share no prefix; caching off keeps repeats independent of each other.
   engine_options.enable_prefix_caching = false;
   Engine engine(runner, engine_options);
   std::mt19937 rng(concurrency);
-  std::uniform_int_distribution<int32_t> token(3, model.config().vocab_size - 1);
+  std::uniform_int_distribution<int32_t> token(3, runner.config().vocab_size - 1);
   for (int r = 0; r < concurrency; ++r) {
     Request request;
     for (int t = 0; t < options.input_len; ++t) request.prompt_ids.push_back(token(rng));
@@ -67,24 +73,48 @@ RunResult run_once(LlamaModel& model, const BenchOptions& options, int concurren
 
 int run(const BenchOptions& options) {
   cpu::set_cpu_threads(options.threads);
-  SoloCommunicator comm;
-  auto model = load_llama_model(options.model_dir, comm);
-  if (!model.ok()) {
-    log()->error("{}", model.status().to_string());
+  if (auto status = cli::check_device_flags(options.device); !status.ok()) {
+    log()->error("{}", status.to_string());
     return 1;
   }
+  SoloCommunicator comm;
+  std::unique_ptr<LlamaModel> model;
+  std::unique_ptr<DeviceReplica> replica;  // --device cuda: one cache for the largest run
+  if (options.device.device == "cuda") {
+    const int most = *std::max_element(options.concurrency.begin(), options.concurrency.end());
+    auto made = make_cuda_replica(options.model_dir, options.device, nullptr, nullptr,
+                                  options.block_size, most * blocks_per_request(options),
+                                  std::chrono::seconds(60));
+    if (!made.ok()) {
+      log()->error("{}", made.status().to_string());
+      return 1;
+    }
+    replica = std::move(made).value();
+  } else {
+    auto loaded = load_llama_model(options.model_dir, comm);
+    if (!loaded.ok()) {
+      log()->error("{}", loaded.status().to_string());
+      return 1;
+    }
+    model = std::move(loaded).value();
+  }
   std::printf(
-      "model %s, %d input / %d output tokens per request, max %d tokens per step, "
+      "model %s on the %s, %d input / %d output tokens per request, max %d tokens per step, "
       "median of %d\n",
-      options.model_dir.c_str(), options.input_len, options.output_len, options.max_batch_tokens,
-      options.repeats);
+      options.model_dir.c_str(), options.device.device.c_str(), options.input_len,
+      options.output_len, options.max_batch_tokens, options.repeats);
   std::printf("%11s %9s %7s %16s %16s\n", "concurrency", "seconds", "steps", "output tok/s",
               "total tok/s");
   for (int concurrency : options.concurrency) {
-    run_once(**model, options, concurrency);  // warm-up
+    std::unique_ptr<LocalModelRunner> local;
+    if (model) {
+      local = std::make_unique<LocalModelRunner>(
+          *model, concurrency * blocks_per_request(options), options.block_size);
+    }
+    ModelRunner& runner = replica ? replica->runner() : *local;
+    run_once(runner, options, concurrency);  // warm-up
     std::vector<RunResult> runs;
-    for (int i = 0; i < options.repeats; ++i)
-      runs.push_back(run_once(**model, options, concurrency));
+    for (int i = 0; i < options.repeats; ++i) runs.push_back(run_once(runner, options, concurrency));
     std::sort(runs.begin(), runs.end(),
               [](const RunResult& a, const RunResult& b) { return a.seconds < b.seconds; });
     const RunResult& median = runs[runs.size() / 2];
@@ -102,7 +132,7 @@ int run(const BenchOptions& options) {
 
 int main(int argc, char** argv) {
   shardwise::BenchOptions options;
-  CLI::App app{"Offline throughput of the serving engine on the CPU"};
+  CLI::App app{"Offline throughput of the serving engine on the CPU or a GPU"};
   app.add_option("--model", options.model_dir, "Hugging Face model folder")->capture_default_str();
   app.add_option("--concurrency", options.concurrency, "Requests submitted at once, e.g. 1,4,16")
       ->delimiter(',');
@@ -115,6 +145,7 @@ int main(int argc, char** argv) {
   app.add_option("--threads", options.threads, "CPU threads (0: all cores)")->capture_default_str();
   app.add_option("--max-batch-tokens", options.max_batch_tokens, "Tokens per forward pass")
       ->capture_default_str();
+  shardwise::cli::add_device_flags(&app, options.device);
   CLI11_PARSE(app, argc, argv);
   return shardwise::run(options);
 }
