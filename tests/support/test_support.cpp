@@ -3,24 +3,37 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
 
 namespace shardwise::testing {
 
+namespace {
+
+// The environment variable `name` when set (test binaries carried to the GPU machine find the
+// data there), else the path configured at build time.
+std::filesystem::path configured_path(const char* name, const char* built_in) {
+  const char* from_environment = std::getenv(name);
+  return from_environment != nullptr && *from_environment != '\0' ? from_environment : built_in;
+}
+
+}  // namespace
+
 std::filesystem::path testdata_dir() {
-  std::filesystem::path dir = SHARDWISE_TESTDATA_DIR;
+  std::filesystem::path dir = configured_path("SHARDWISE_TESTDATA_DIR", SHARDWISE_TESTDATA_DIR);
   if (!std::filesystem::is_directory(dir)) {
     throw std::runtime_error("test data folder " + dir.string() +
-                             " is missing: clone the project beside shared/, or configure with "
-                             "-DSHARDWISE_TESTDATA_DIR=PATH");
+                             " is missing: clone the project beside shared/, configure with "
+                             "-DSHARDWISE_TESTDATA_DIR=PATH, or set SHARDWISE_TESTDATA_DIR");
   }
   return dir;
 }
 
 std::filesystem::path default_model_dir() {
-  return std::filesystem::path(SHARDWISE_SOURCE_DIR) / "assets/models/stories260K";
+  return configured_path("SHARDWISE_SOURCE_DIR", SHARDWISE_SOURCE_DIR) /
+         "assets/models/stories260K";
 }
 
 std::filesystem::path scratch_dir(const std::string& name) {

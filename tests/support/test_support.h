@@ -10,9 +10,11 @@
 
 namespace shardwise::testing {
 
-// ../shared/testdata beside the checkout (CMake option SHARDWISE_TESTDATA_DIR).
+// ../shared/testdata beside the checkout (CMake option SHARDWISE_TESTDATA_DIR); the environment
+// variable of that name overrides it.
 std::filesystem::path testdata_dir();
-// The committed default model (assets/models/stories260K).
+// The committed default model (assets/models/stories260K) of the source tree; the environment
+// variable SHARDWISE_SOURCE_DIR overrides the tree's configured location.
 std::filesystem::path default_model_dir();
 // A fresh, empty folder under the build tree for this test's outputs.
 std::filesystem::path scratch_dir(const std::string& name);
