@@ -162,6 +162,7 @@ CudaLlamaModel::CudaLlamaModel(LlamaConfig config, CudaWeights weights, DeviceCo
       options_(options),
       buffers_(std::make_unique<Buffers>()) {
   SW_CHECK(weights_.dtype == options_.dtype);
+  CUDA_CHECK(cudaGetDevice(&device_));
   CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   std::vector<float> inv_freq(config_.head_dim / 2);
   cpu::rope_inv_freq(inv_freq.data(), config_.head_dim, config_.rope);
@@ -469,6 +470,7 @@ bool is_identity(const std::vector<int32_t>& rows, int n) {
 
 bool CudaLlamaModel::graph_eligible(const ForwardBatch& batch, const CudaKvCache& cache) const {
   if (!options_.cuda_graphs || batch.n_tokens() > options_.max_graph_batch) return false;
+  if (batch.logit_rows.size() > batch.token_ids.size()) return false;  // repeated rows
   (void)cache;
   std::set<int32_t> seqs(batch.seq_index.begin(), batch.seq_index.end());
   return static_cast<int>(seqs.size()) == batch.n_tokens();  // one token per sequence
@@ -476,6 +478,8 @@ bool CudaLlamaModel::graph_eligible(const ForwardBatch& batch, const CudaKvCache
 
 StatusOr<const float*> CudaLlamaModel::run(const ForwardBatch& batch, CudaKvCache& cache) {
   SW_RETURN_IF_ERROR(validate(batch, cache));
+  // The serving engine calls from its own thread; the current device is per thread.
+  CUDA_CHECK(cudaSetDevice(device_));
   if (graph_eligible(batch, cache)) return run_decode_graph(batch, cache);
 
   // Runs of tokens of one sequence become the attention kernels' sequences.
@@ -504,10 +508,11 @@ StatusOr<const float*> CudaLlamaModel::run(const ForwardBatch& batch, CudaKvCach
   }
   in.decode = in.max_query_len == 1;
 
-  ensure_capacity(in.n_tokens, in.n_seqs, static_cast<int>(in.block_tables.size()),
+  const int n_rows = static_cast<int>(batch.logit_rows.size());  // may repeat a row
+  ensure_capacity(std::max(in.n_tokens, n_rows), in.n_seqs,
+                  static_cast<int>(in.block_tables.size()),
                   in.decode ? in.max_context : 0);
   upload_inputs(in);
-  const int n_rows = static_cast<int>(batch.logit_rows.size());
   const bool all_rows = is_identity(batch.logit_rows, in.n_tokens);
   forward_layers(in.n_tokens, in.n_seqs, in.max_query_len, in.max_context, in.table_stride,
                  in.decode, n_rows, all_rows ? nullptr : buffers_->logit_rows, cache);

@@ -65,7 +65,7 @@ class CudaKvCache {
 class CudaLlamaModel {
  public:
   // `comm` is this rank's tensor-parallel group; it must outlive the model. The model runs on
-  // the current CUDA device, on a stream of its own.
+  // the current CUDA device (from whichever thread later calls it), on a stream of its own.
   CudaLlamaModel(LlamaConfig config, CudaWeights weights, DeviceCommunicator& comm,
                  CudaModelOptions options);
   ~CudaLlamaModel();
@@ -124,6 +124,7 @@ class CudaLlamaModel {
   CudaWeights weights_;
   DeviceCommunicator& comm_;
   CudaModelOptions options_;
+  int device_ = 0;  // the CUDA device current at construction; every call runs there
   cudaStream_t stream_ = nullptr;
   cuda::Gemm gemm_;
   DeviceAllocation inv_freq_;  // [head_dim / 2] F32
