@@ -75,6 +75,8 @@ StatusOr<CudaKvCache> CudaKvCache::make(int n_layers, int num_blocks, int block_
                       DeviceAllocation::make(2 * n_layers * cache.layer_bytes_, "the KV cache"));
   // Zeroed so that unwritten slots are finite (the attention kernels never read them).
   CUDA_CHECK(cudaMemset(cache.storage_.get(), 0, cache.storage_.bytes()));
+  // The model's stream does not wait for the legacy default stream's memset.
+  CUDA_CHECK(cudaDeviceSynchronize());
   return cache;
 }
 
@@ -103,9 +105,10 @@ struct CudaLlamaModel::StepInputs {
 // Device buffers sized for a number of tokens; reallocated (and graphs dropped) when a larger
 // batch comes.
 struct CudaLlamaModel::Buffers {
-  int tokens = 0;        // capacity in tokens
-  int seqs = 0;          // capacity in sequences
-  int table_ints = 0;    // capacity of block_tables
+  int tokens = 0;      // capacity in tokens
+  int rows = 0;        // capacity in logit rows
+  int seqs = 0;        // capacity in sequences
+  int table_ints = 0;  // capacity of block_tables
   std::size_t attention_workspace_bytes = 0;
   std::size_t sample_workspace_bytes = 0;
 
@@ -113,7 +116,7 @@ struct CudaLlamaModel::Buffers {
   int32_t* ids = nullptr;           // [tokens]
   int32_t* positions = nullptr;     // [tokens]
   int32_t* slots = nullptr;         // [tokens]
-  int32_t* logit_rows = nullptr;    // [tokens]
+  int32_t* logit_rows = nullptr;    // [rows]
   int32_t* context_lens = nullptr;  // [seqs]
   int32_t* query_starts = nullptr;  // [seqs + 1]
   int32_t* block_tables = nullptr;  // [table_ints]
@@ -121,23 +124,23 @@ struct CudaLlamaModel::Buffers {
   std::size_t small_ints = 0;       // ints before block_tables
 
   DeviceAllocation activation_storage;
-  void* residual = nullptr;     // [tokens, hidden] T: the residual stream
-  void* normed = nullptr;       // [tokens, hidden] T
-  void* sublayer = nullptr;     // [tokens, hidden] T: attention or MLP output
-  void* qkv = nullptr;          // [tokens, qkv_width] T
-  void* attended = nullptr;     // [tokens, local_heads * head_dim] T
-  void* gate_up = nullptr;      // [tokens, 2 * local_ffn] T
-  void* activated = nullptr;    // [tokens, local_ffn] T
-  void* row_hidden = nullptr;   // [tokens, hidden] T: the logit rows' hidden states
-  float* local_logits = nullptr;  // [tokens, padded_local_vocab]
-  float* gathered = nullptr;      // [tp, tokens, padded_local_vocab] (tp > 1)
-  float* logits = nullptr;        // [tokens, vocab]
+  void* residual = nullptr;       // [tokens, hidden] T: the residual stream
+  void* normed = nullptr;         // [tokens, hidden] T
+  void* sublayer = nullptr;       // [tokens, hidden] T: attention or MLP output
+  void* qkv = nullptr;            // [tokens, qkv_width] T
+  void* attended = nullptr;       // [tokens, local_heads * head_dim] T
+  void* gate_up = nullptr;        // [tokens, 2 * local_ffn] T
+  void* activated = nullptr;      // [tokens, local_ffn] T
+  void* row_hidden = nullptr;     // [tokens, hidden] T: the logit rows' hidden states
+  float* local_logits = nullptr;  // [rows, padded_local_vocab]
+  float* gathered = nullptr;      // [tp, rows, padded_local_vocab] (tp > 1)
+  float* logits = nullptr;        // [rows, vocab]
   float* row_logits = nullptr;    // [max_graph_batch, vocab]: logit rows of a graph step
 
   DeviceAllocation attention_workspace;
   DeviceAllocation sample_storage;
-  cuda::SamplingRow* sample_rows = nullptr;  // [tokens]
-  int32_t* sampled = nullptr;                // [tokens]
+  cuda::SamplingRow* sample_rows = nullptr;  // [rows]
+  int32_t* sampled = nullptr;                // [rows]
   void* sample_workspace = nullptr;
 
   ~Buffers() {
@@ -171,6 +174,7 @@ CudaLlamaModel::CudaLlamaModel(LlamaConfig config, CudaWeights weights, DeviceCo
   inv_freq_ = std::move(allocation).value();
   CUDA_CHECK(cudaMemcpy(inv_freq_.get(), inv_freq.data(), inv_freq.size() * sizeof(float),
                         cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaDeviceSynchronize());  // uploads done before stream_'s first kernel
 }
 
 CudaLlamaModel::~CudaLlamaModel() {
@@ -223,13 +227,15 @@ Status CudaLlamaModel::validate(const ForwardBatch& batch, const CudaKvCache& ca
   return ok_status();
 }
 
-void CudaLlamaModel::ensure_capacity(int n_tokens, int n_seqs, int table_ints, int max_context) {
+void CudaLlamaModel::ensure_capacity(int n_tokens, int n_rows, int n_seqs, int table_ints,
+                                     int max_context) {
   Buffers& b = *buffers_;
   const int heads = weights_.attention.local_heads;
   const std::size_t attention_bytes =
       cuda::paged_attention_decode_workspace_bytes(n_seqs, heads, config_.head_dim, max_context);
-  if (n_tokens <= b.tokens && n_seqs <= b.seqs && table_ints <= b.table_ints &&
-      attention_bytes <= b.attention_workspace_bytes) {
+  const bool fits =
+      n_tokens <= b.tokens && n_rows <= b.rows && n_seqs <= b.seqs && table_ints <= b.table_ints;
+  if (fits && attention_bytes <= b.attention_workspace_bytes) {
     return;
   }
   // Growing moves buffers that captured graphs point at.
@@ -243,16 +249,17 @@ void CudaLlamaModel::ensure_capacity(int n_tokens, int n_seqs, int table_ints, i
     b.attention_workspace = std::move(workspace).value();
     b.attention_workspace_bytes = attention_bytes;
   }
-  if (n_tokens <= b.tokens && n_seqs <= b.seqs && table_ints <= b.table_ints) return;
+  if (fits) return;
 
   b.tokens = std::max(n_tokens, b.tokens);
+  b.rows = std::max(n_rows, b.rows);
   b.seqs = std::max(n_seqs, b.seqs);
   b.table_ints = std::max(table_ints, b.table_ints);
   b.sample_storage = DeviceAllocation();  // resized on the next sampling call
   b.sample_workspace_bytes = 0;
 
   // Index arrays: small ones first (one copy per step), then the block tables.
-  b.small_ints = 4 * static_cast<std::size_t>(b.tokens) + 2 * b.seqs + 1;
+  b.small_ints = 3 * static_cast<std::size_t>(b.tokens) + b.rows + 2 * b.seqs + 1;
   b.index_storage = DeviceAllocation();
   auto index = DeviceAllocation::make((b.small_ints + b.table_ints) * sizeof(int32_t), "indices");
   SW_CHECK(index.ok());
@@ -262,7 +269,7 @@ void CudaLlamaModel::ensure_capacity(int n_tokens, int n_seqs, int table_ints, i
   b.positions = p + b.tokens;
   b.slots = p + 2 * b.tokens;
   b.logit_rows = p + 3 * b.tokens;
-  b.context_lens = p + 4 * b.tokens;
+  b.context_lens = b.logit_rows + b.rows;
   b.query_starts = b.context_lens + b.seqs;
   b.block_tables = p + b.small_ints;
   if (b.pinned != nullptr) CUDA_CHECK(cudaFreeHost(b.pinned));
@@ -270,6 +277,7 @@ void CudaLlamaModel::ensure_capacity(int n_tokens, int n_seqs, int table_ints, i
 
   const std::size_t element = dtype_size(options_.dtype);
   const std::size_t n = b.tokens;
+  const std::size_t rows = b.rows;
   const int64_t hidden = config_.hidden_size;
   const int64_t q_width = static_cast<int64_t>(heads) * config_.head_dim;
   const int64_t qkv_width = q_width + 2ll * weights_.attention.local_kv_heads * config_.head_dim;
@@ -285,12 +293,13 @@ void CudaLlamaModel::ensure_capacity(int n_tokens, int n_seqs, int table_ints, i
       {&b.gate_up, n * 2 * ffn * element},
       {&b.activated, n * ffn * element},
       {&b.row_hidden, n * hidden * element},
-      {reinterpret_cast<void**>(&b.local_logits), n * weights_.padded_local_vocab * sizeof(float)},
+      {reinterpret_cast<void**>(&b.local_logits),
+       rows * weights_.padded_local_vocab * sizeof(float)},
       {reinterpret_cast<void**>(&b.gathered),
-       tp > 1 ? tp * n * weights_.padded_local_vocab * sizeof(float) : 0},
-      {reinterpret_cast<void**>(&b.logits), tp > 1 ? n * config_.vocab_size * sizeof(float) : 0},
+       tp > 1 ? tp * rows * weights_.padded_local_vocab * sizeof(float) : 0},
+      {reinterpret_cast<void**>(&b.logits), tp > 1 ? rows * config_.vocab_size * sizeof(float) : 0},
       {reinterpret_cast<void**>(&b.row_logits),  // graph steps only: at most max_graph_batch
-       std::min<std::size_t>(n, options_.max_graph_batch) * config_.vocab_size * sizeof(float)},
+       std::min<std::size_t>(rows, options_.max_graph_batch) * config_.vocab_size * sizeof(float)},
   };
   for (auto& [pointer, bytes] : parts) offset += align256(bytes);
   b.activation_storage = DeviceAllocation();
@@ -333,19 +342,18 @@ void CudaLlamaModel::add_and_norm(const void* weight, int n_tokens, bool first) 
   with_type(options_.dtype, [&](auto tag) {
     using T = decltype(tag);
     if (first) {
-      cuda::launch_rms_norm(typed<T>(b.normed), typed<T>(b.residual),
-                            static_cast<const T*>(weight), n_tokens, hidden, eps, stream_);
+      cuda::launch_rms_norm(typed<T>(b.normed), typed<T>(b.residual), static_cast<const T*>(weight),
+                            n_tokens, hidden, eps, stream_);
     } else {
       cuda::launch_fused_add_rms_norm(typed<T>(b.normed), typed<T>(b.residual),
-                                      typed<T>(b.sublayer), static_cast<const T*>(weight),
-                                      n_tokens, hidden, eps, stream_);
+                                      typed<T>(b.sublayer), static_cast<const T*>(weight), n_tokens,
+                                      hidden, eps, stream_);
     }
   });
 }
 
 void CudaLlamaModel::attention(int layer, int n_tokens, int n_seqs, int max_query_len,
-                               int max_context, int table_stride, bool decode,
-                               CudaKvCache& cache) {
+                               int max_context, int table_stride, bool decode, CudaKvCache& cache) {
   Buffers& b = *buffers_;
   const CudaLayerWeights& w = weights_.layers[layer];
   const DType dt = options_.dtype;
@@ -369,17 +377,16 @@ void CudaLlamaModel::attention(int layer, int n_tokens, int n_seqs, int max_quer
     cuda::launch_kv_cache_write(typed<T>(cache.k(layer)), typed<T>(cache.v(layer)), k, v, b.slots,
                                 n_tokens, kv_heads, head_dim, qkv_width, stream_);
     if (decode) {
-      cuda::launch_paged_attention_decode(
-          typed<T>(b.attended), q, typed<T>(cache.k(layer)), typed<T>(cache.v(layer)),
-          b.block_tables, b.context_lens, n_seqs, heads, kv_heads, head_dim, qkv_width,
-          cache.block_size(), table_stride, max_context, scale, b.attention_workspace.get(),
-          stream_);
+      cuda::launch_paged_attention_decode(typed<T>(b.attended), q, typed<T>(cache.k(layer)),
+                                          typed<T>(cache.v(layer)), b.block_tables, b.context_lens,
+                                          n_seqs, heads, kv_heads, head_dim, qkv_width,
+                                          cache.block_size(), table_stride, max_context, scale,
+                                          b.attention_workspace.get(), stream_);
     } else {
-      cuda::launch_prefill_attention(typed<T>(b.attended), q, typed<T>(cache.k(layer)),
-                                     typed<T>(cache.v(layer)), b.block_tables, b.query_starts,
-                                     b.context_lens, n_seqs, max_query_len, heads, kv_heads,
-                                     head_dim, qkv_width, cache.block_size(), table_stride, scale,
-                                     stream_);
+      cuda::launch_prefill_attention(
+          typed<T>(b.attended), q, typed<T>(cache.k(layer)), typed<T>(cache.v(layer)),
+          b.block_tables, b.query_starts, b.context_lens, n_seqs, max_query_len, heads, kv_heads,
+          head_dim, qkv_width, cache.block_size(), table_stride, scale, stream_);
     }
   });
   // Row-parallel o_proj: partial sums over this rank's heads, then the layer's one all-reduce.
@@ -396,8 +403,7 @@ void CudaLlamaModel::mlp(int layer, int n_tokens) {
   gemm_.linear(b.gate_up, dt, b.normed, w.gate_up, dt, n_tokens, 2 * ffn, hidden, stream_);
   with_type(dt, [&](auto tag) {
     using T = decltype(tag);
-    cuda::launch_silu_and_mul(typed<T>(b.activated), typed<T>(b.gate_up), n_tokens, ffn,
-                              stream_);
+    cuda::launch_silu_and_mul(typed<T>(b.activated), typed<T>(b.gate_up), n_tokens, ffn, stream_);
   });
   // Row-parallel down_proj: this rank's slice of the FFN, then the one all-reduce.
   gemm_.linear(b.sublayer, dt, b.activated, w.down_proj, dt, n_tokens, hidden, ffn, stream_);
@@ -412,15 +418,15 @@ void CudaLlamaModel::lm_head(int n_tokens, int n_rows, const int32_t* logit_rows
   if (logit_rows != nullptr) {  // only the rows that need logits go through lm_head
     with_type(dt, [&](auto tag) {
       using T = decltype(tag);
-      cuda::launch_embedding(typed<T>(b.row_hidden), typed<T>(b.normed), logit_rows, n_rows,
-                             hidden, stream_);
+      cuda::launch_embedding(typed<T>(b.row_hidden), typed<T>(b.normed), logit_rows, n_rows, hidden,
+                             stream_);
     });
     rows = b.row_hidden;
   }
   (void)n_tokens;
   const int local_vocab = static_cast<int>(weights_.padded_local_vocab);
-  gemm_.linear(b.local_logits, DType::kF32, rows, weights_.lm_head, dt, n_rows, local_vocab,
-               hidden, stream_);
+  gemm_.linear(b.local_logits, DType::kF32, rows, weights_.lm_head, dt, n_rows, local_vocab, hidden,
+               stream_);
   const int tp = comm_.size();
   if (tp == 1) return;
   // Vocabulary-parallel lm_head: gather [tp][n_rows][padded slice], then place each rank's
@@ -509,8 +515,7 @@ StatusOr<const float*> CudaLlamaModel::run(const ForwardBatch& batch, CudaKvCach
   in.decode = in.max_query_len == 1;
 
   const int n_rows = static_cast<int>(batch.logit_rows.size());  // may repeat a row
-  ensure_capacity(std::max(in.n_tokens, n_rows), in.n_seqs,
-                  static_cast<int>(in.block_tables.size()),
+  ensure_capacity(in.n_tokens, n_rows, in.n_seqs, static_cast<int>(in.block_tables.size()),
                   in.decode ? in.max_context : 0);
   upload_inputs(in);
   const bool all_rows = is_identity(batch.logit_rows, in.n_tokens);
@@ -527,7 +532,7 @@ StatusOr<const float*> CudaLlamaModel::run_decode_graph(const ForwardBatch& batc
   // The grid covers the longest context this cache can hold, so one graph serves any step.
   const int max_context = std::min(config_.max_position_embeddings, cache.num_slots());
   const int window_blocks = (max_context + cache.block_size() - 1) / cache.block_size();
-  ensure_capacity(options_.max_graph_batch, options_.max_graph_batch,
+  ensure_capacity(options_.max_graph_batch, options_.max_graph_batch, options_.max_graph_batch,
                   options_.max_graph_batch * window_blocks, max_context);
   if (graph_cache_ != cache.id()) {
     CUDA_CHECK(cudaStreamSynchronize(stream_));
@@ -605,12 +610,12 @@ StatusOr<std::vector<int32_t>> CudaLlamaModel::forward_and_sample(
     return tokens;
   }
   Buffers& b = *buffers_;
-  const std::size_t workspace = cuda::sample_workspace_bytes(b.tokens, config_.vocab_size);
+  const std::size_t workspace = cuda::sample_workspace_bytes(b.rows, config_.vocab_size);
   if (b.sample_storage.get() == nullptr || workspace > b.sample_workspace_bytes) {
     CUDA_CHECK(cudaStreamSynchronize(stream_));
     b.sample_storage = DeviceAllocation();
-    const std::size_t rows_bytes = align256(b.tokens * sizeof(cuda::SamplingRow));
-    const std::size_t tokens_bytes = align256(b.tokens * sizeof(int32_t));
+    const std::size_t rows_bytes = align256(b.rows * sizeof(cuda::SamplingRow));
+    const std::size_t tokens_bytes = align256(b.rows * sizeof(int32_t));
     SW_ASSIGN_OR_RETURN(b.sample_storage,
                         DeviceAllocation::make(rows_bytes + tokens_bytes + workspace, "sampling"));
     char* base = static_cast<char*>(b.sample_storage.get());
@@ -619,8 +624,8 @@ StatusOr<std::vector<int32_t>> CudaLlamaModel::forward_and_sample(
     b.sample_workspace = base + rows_bytes + tokens_bytes;
     b.sample_workspace_bytes = workspace;
   }
-  CUDA_CHECK(cudaMemcpyAsync(b.sample_rows, rows.data(), rows.size_bytes(),
-                             cudaMemcpyHostToDevice, stream_));
+  CUDA_CHECK(cudaMemcpyAsync(b.sample_rows, rows.data(), rows.size_bytes(), cudaMemcpyHostToDevice,
+                             stream_));
   cuda::launch_sample(b.sampled, logits, b.sample_rows, n_rows, config_.vocab_size,
                       b.sample_workspace, stream_);
   CUDA_CHECK(cudaMemcpyAsync(tokens.data(), b.sampled, n_rows * sizeof(int32_t),

@@ -31,7 +31,7 @@ struct CudaModelOptions {
   // Replay decode steps as CUDA graphs. Only with a communicator whose collectives can be
   // captured (the group of one, NCCL); the caller knows which it made.
   bool cuda_graphs = true;
-  int max_graph_batch = 256;  // largest captured decode batch; larger ones run eagerly
+  int max_graph_batch = 256;    // largest captured decode batch; larger ones run eagerly
   bool random_weights = false;  // synthetic weights (config.json only, no safetensors)
   uint64_t seed = 1234;         // of the synthetic weights
 };
@@ -105,7 +105,7 @@ class CudaLlamaModel {
   // Runs the batch on the device; returns the device logits [n_rows, vocab] (F32) of the
   // batch's logit rows, valid until the next call, ordered on stream_.
   StatusOr<const float*> run(const ForwardBatch& batch, CudaKvCache& cache);
-  void ensure_capacity(int n_tokens, int n_seqs, int table_ints, int max_context);
+  void ensure_capacity(int n_tokens, int n_rows, int n_seqs, int table_ints, int max_context);
   void upload_inputs(const StepInputs& inputs);
   // The whole forward pass on already uploaded inputs; logits of `n_rows` rows gathered by
   // the device array logit_rows (nullptr: rows 0..n_rows-1) end in buffers' logits.

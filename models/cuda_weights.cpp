@@ -140,7 +140,8 @@ Status load_layer(const Checkpoint& checkpoint, const LlamaConfig& config, const
   const std::string prefix = fmt::format("model.layers.{}.", layer);
   const CudaLayerWeights& d = w.layers[layer];
   const AttentionPartition& part = w.attention;
-  const Range q_rows{part.first_head * s.head_dim, (part.first_head + part.local_heads) * s.head_dim};
+  const Range q_rows{part.first_head * s.head_dim,
+                     (part.first_head + part.local_heads) * s.head_dim};
   const Range kv_rows{part.first_kv_head * s.head_dim,
                       (part.first_kv_head + part.local_kv_heads) * s.head_dim};
   const std::vector<int64_t> q_shape{config.num_attention_heads * s.head_dim, s.hidden};
@@ -155,25 +156,25 @@ Status load_layer(const Checkpoint& checkpoint, const LlamaConfig& config, const
                       checkpoint.read_f32(prefix + "post_attention_layernorm.weight", {s.hidden}));
   upload(d.post_attention_norm, post_norm, dt);
 
-  SW_ASSIGN_OR_RETURN(auto q, checkpoint.read_rows_f32(prefix + "self_attn.q_proj.weight",
-                                                       q_shape, q_rows));
-  upload(d.qkv, q, dt);
-  SW_ASSIGN_OR_RETURN(auto k, checkpoint.read_rows_f32(prefix + "self_attn.k_proj.weight",
-                                                       kv_shape, kv_rows));
-  upload(advance(d.qkv, s.q_rows * s.hidden, dt), k, dt);
-  SW_ASSIGN_OR_RETURN(auto v, checkpoint.read_rows_f32(prefix + "self_attn.v_proj.weight",
-                                                       kv_shape, kv_rows));
-  upload(advance(d.qkv, (s.q_rows + s.kv_rows) * s.hidden, dt), v, dt);
   SW_ASSIGN_OR_RETURN(
-      auto o, checkpoint.read_cols_f32(prefix + "self_attn.o_proj.weight",
-                                       {s.hidden, config.num_attention_heads * s.head_dim}, q_rows));
+      auto q, checkpoint.read_rows_f32(prefix + "self_attn.q_proj.weight", q_shape, q_rows));
+  upload(d.qkv, q, dt);
+  SW_ASSIGN_OR_RETURN(
+      auto k, checkpoint.read_rows_f32(prefix + "self_attn.k_proj.weight", kv_shape, kv_rows));
+  upload(advance(d.qkv, s.q_rows * s.hidden, dt), k, dt);
+  SW_ASSIGN_OR_RETURN(
+      auto v, checkpoint.read_rows_f32(prefix + "self_attn.v_proj.weight", kv_shape, kv_rows));
+  upload(advance(d.qkv, (s.q_rows + s.kv_rows) * s.hidden, dt), v, dt);
+  SW_ASSIGN_OR_RETURN(auto o, checkpoint.read_cols_f32(
+                                  prefix + "self_attn.o_proj.weight",
+                                  {s.hidden, config.num_attention_heads * s.head_dim}, q_rows));
   upload(d.o_proj, o, dt);
 
   SW_ASSIGN_OR_RETURN(auto gate, checkpoint.read_rows_f32(prefix + "mlp.gate_proj.weight",
                                                           ffn_shape, w.intermediate));
   upload(d.gate_up, gate, dt);
-  SW_ASSIGN_OR_RETURN(auto up, checkpoint.read_rows_f32(prefix + "mlp.up_proj.weight", ffn_shape,
-                                                        w.intermediate));
+  SW_ASSIGN_OR_RETURN(
+      auto up, checkpoint.read_rows_f32(prefix + "mlp.up_proj.weight", ffn_shape, w.intermediate));
   upload(advance(d.gate_up, s.local_ffn * s.hidden, dt), up, dt);
   SW_ASSIGN_OR_RETURN(
       auto down, checkpoint.read_cols_f32(prefix + "mlp.down_proj.weight",
@@ -188,8 +189,8 @@ void fill_uniform(void* out, DType dtype, int64_t rows, int64_t cols, int64_t gl
     cuda::launch_fill_uniform(static_cast<float*>(out), rows, cols, global_cols, row_offset,
                               col_offset, scale, seed, nullptr);
   } else {
-    cuda::launch_fill_uniform(static_cast<__nv_bfloat16*>(out), rows, cols, global_cols,
-                              row_offset, col_offset, scale, seed, nullptr);
+    cuda::launch_fill_uniform(static_cast<__nv_bfloat16*>(out), rows, cols, global_cols, row_offset,
+                              col_offset, scale, seed, nullptr);
   }
 }
 
@@ -233,14 +234,15 @@ StatusOr<CudaWeights> load_cuda_weights(const std::filesystem::path& model_dir,
     if (config.tie_word_embeddings) {
       copy_tied_lm_head(w, s);
     } else {
-      SW_ASSIGN_OR_RETURN(auto lm_head, checkpoint.read_rows_f32(
-                                            "lm_head.weight", {config.vocab_size, s.hidden},
-                                            w.vocab));
+      SW_ASSIGN_OR_RETURN(
+          auto lm_head,
+          checkpoint.read_rows_f32("lm_head.weight", {config.vocab_size, s.hidden}, w.vocab));
       upload(w.lm_head, lm_head, dtype);
     }
     return ok_status();
   }();
   SW_RETURN_IF_ERROR(loaded.with_context(model_dir.string()));
+  CUDA_CHECK(cudaDeviceSynchronize());  // every upload landed before any stream reads them
   return w;
 }
 
@@ -263,22 +265,20 @@ StatusOr<CudaWeights> random_cuda_weights(const LlamaConfig& config, const Tenso
     fill_ones(d.post_attention_norm, dt, s.hidden);
     const int64_t q_begin = part.first_head * s.head_dim;
     const int64_t kv_begin = part.first_kv_head * s.head_dim;
-    fill_uniform(d.qkv, dt, s.q_rows, s.hidden, s.hidden, q_begin, 0, in_hidden,
-                 seed_of(layer, 0));
+    fill_uniform(d.qkv, dt, s.q_rows, s.hidden, s.hidden, q_begin, 0, in_hidden, seed_of(layer, 0));
     fill_uniform(advance(d.qkv, s.q_rows * s.hidden, dt), dt, s.kv_rows, s.hidden, s.hidden,
                  kv_begin, 0, in_hidden, seed_of(layer, 1));
     fill_uniform(advance(d.qkv, (s.q_rows + s.kv_rows) * s.hidden, dt), dt, s.kv_rows, s.hidden,
                  s.hidden, kv_begin, 0, in_hidden, seed_of(layer, 2));
     fill_uniform(d.o_proj, dt, s.hidden, s.q_rows, q_global, 0, q_begin,
                  1.0f / std::sqrt(static_cast<float>(q_global)), seed_of(layer, 3));
-    fill_uniform(d.gate_up, dt, s.local_ffn, s.hidden, s.hidden, w.intermediate.begin, 0,
-                 in_hidden, seed_of(layer, 4));
+    fill_uniform(d.gate_up, dt, s.local_ffn, s.hidden, s.hidden, w.intermediate.begin, 0, in_hidden,
+                 seed_of(layer, 4));
     fill_uniform(advance(d.gate_up, s.local_ffn * s.hidden, dt), dt, s.local_ffn, s.hidden,
                  s.hidden, w.intermediate.begin, 0, in_hidden, seed_of(layer, 5));
     fill_uniform(d.down_proj, dt, s.hidden, s.local_ffn, config.intermediate_size, 0,
                  w.intermediate.begin,
-                 1.0f / std::sqrt(static_cast<float>(config.intermediate_size)),
-                 seed_of(layer, 6));
+                 1.0f / std::sqrt(static_cast<float>(config.intermediate_size)), seed_of(layer, 6));
   }
   fill_ones(w.final_norm, dt, s.hidden);
   if (config.tie_word_embeddings) {

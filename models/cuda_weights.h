@@ -49,10 +49,10 @@ struct CudaLayerWeights {
 struct CudaWeights {
   DType dtype = DType::kBF16;  // of every tensor below
   AttentionPartition attention;
-  Range intermediate;            // this rank's slice of the FFN dimension
-  Range vocab;                   // this rank's slice of the vocabulary
+  Range intermediate;              // this rank's slice of the FFN dimension
+  Range vocab;                     // this rank's slice of the vocabulary
   int64_t padded_local_vocab = 0;  // ceil(vocab_size / tp): lm_head rows, zero rows past vocab
-  void* embed_tokens = nullptr;  // [vocab_size, hidden], replicated
+  void* embed_tokens = nullptr;    // [vocab_size, hidden], replicated
   std::vector<CudaLayerWeights> layers;
   void* final_norm = nullptr;  // [hidden]
   void* lm_head = nullptr;     // [padded_local_vocab, hidden]

@@ -28,8 +28,8 @@ StatusOr<int> cuda_kv_blocks_for_budget(const CudaLlamaModel& model, int block_s
   constexpr double kGiB = 1 << 30;
   std::size_t free_bytes = 0, total_bytes = 0;
   CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
-  const double budget = kv_cache_gb > 0 ? kv_cache_gb * kGiB
-                                        : std::max(0.0, fraction * free_bytes - kReserveBytes);
+  const double budget =
+      kv_cache_gb > 0 ? kv_cache_gb * kGiB : std::max(0.0, fraction * free_bytes - kReserveBytes);
   const std::size_t block_bytes = model.kv_block_bytes(block_size);
   const long long blocks = static_cast<long long>(budget / block_bytes);
   const long long needed = (min_tokens + block_size - 1) / block_size;
@@ -38,8 +38,8 @@ StatusOr<int> cuda_kv_blocks_for_budget(const CudaLlamaModel& model, int block_s
         "the KV cache does not fit: weights take {:.2f} GiB, {:.2f} GiB of {:.2f} GiB are free, "
         "the cache budget is {:.2f} GiB ({} blocks of {:.2f} MiB) but {} tokens need {} blocks; "
         "lower --kv-cache-gb or the context, or raise --tp",
-        model.weight_bytes() / kGiB, free_bytes / kGiB, total_bytes / kGiB, budget / kGiB,
-        blocks, block_bytes / double(1 << 20), min_tokens, needed);
+        model.weight_bytes() / kGiB, free_bytes / kGiB, total_bytes / kGiB, budget / kGiB, blocks,
+        block_bytes / double(1 << 20), min_tokens, needed);
   }
   return static_cast<int>(std::min<long long>(blocks, 1 << 30));
 }
@@ -143,12 +143,9 @@ int group_min(Communicator* comm, int value) {
 
 }  // namespace
 
-StatusOr<std::unique_ptr<DeviceReplica>> make_cuda_replica(const std::filesystem::path& model_dir,
-                                                           const DeviceOptions& options,
-                                                           const MpiSession* session,
-                                                           Communicator* host_comm, int block_size,
-                                                           int num_kv_blocks,
-                                                           std::chrono::milliseconds timeout) {
+StatusOr<std::unique_ptr<DeviceReplica>> make_cuda_replica(
+    const std::filesystem::path& model_dir, const DeviceOptions& options, const MpiSession* session,
+    Communicator* host_comm, int block_size, int num_kv_blocks, std::chrono::milliseconds timeout) {
   SW_ASSIGN_OR_RETURN(DType dtype, parse_dtype(options.dtype));
   auto replica = std::make_unique<CudaReplica>();
   replica->host_comm_ = host_comm;
@@ -166,9 +163,8 @@ StatusOr<std::unique_ptr<DeviceReplica>> make_cuda_replica(const std::filesystem
   model_options.dtype = dtype;
   model_options.random_weights = options.random_weights;
   // Host-staged collectives synchronise the stream on the host: they cannot be captured.
-  model_options.cuda_graphs =
-      options.cuda_graphs &&
-      dynamic_cast<HostStagedCommunicator*>(replica->device_comm_.get()) == nullptr;
+  model_options.cuda_graphs = options.cuda_graphs && dynamic_cast<HostStagedCommunicator*>(
+                                                         replica->device_comm_.get()) == nullptr;
 
   auto model = load_cuda_llama_model(model_dir, *replica->device_comm_, model_options);
   if (!model.ok()) log()->error("{}", model.status().to_string());

@@ -17,11 +17,11 @@ namespace shardwise {
 
 // The --device, --dtype, --random-weights, --no-cuda-graphs and --kv-cache-gb switches.
 struct DeviceOptions {
-  std::string device = "cpu";    // "cpu" or "cuda"
-  std::string dtype = "bf16";    // cuda: "bf16" or "f32" (f32 for exact comparisons)
-  bool random_weights = false;   // cuda: synthetic weights from a config.json-only folder
-  bool cuda_graphs = true;       // cuda: replay decode steps as CUDA graphs
-  double kv_cache_gb = 0;        // cuda: KV cache per rank in GiB; 0: kv_cache_fraction
+  std::string device = "cpu";      // "cpu" or "cuda"
+  std::string dtype = "bf16";      // cuda: "bf16" or "f32" (f32 for exact comparisons)
+  bool random_weights = false;     // cuda: synthetic weights from a config.json-only folder
+  bool cuda_graphs = true;         // cuda: replay decode steps as CUDA graphs
+  double kv_cache_gb = 0;          // cuda: KV cache per rank in GiB; 0: kv_cache_fraction
   double kv_cache_fraction = 0.9;  // cuda: of the GPU memory free once weights are loaded
 };
 
@@ -42,12 +42,9 @@ class DeviceReplica {
 // from options.kv_cache_gb / kv_cache_fraction (every rank of a group agrees on the smallest).
 // FAILED_PRECONDITION "no CUDA device" without a GPU; RESOURCE_EXHAUSTED when the model or the
 // cache does not fit.
-StatusOr<std::unique_ptr<DeviceReplica>> make_cuda_replica(const std::filesystem::path& model_dir,
-                                                           const DeviceOptions& options,
-                                                           const MpiSession* session,
-                                                           Communicator* host_comm, int block_size,
-                                                           int num_kv_blocks,
-                                                           std::chrono::milliseconds timeout);
+StatusOr<std::unique_ptr<DeviceReplica>> make_cuda_replica(
+    const std::filesystem::path& model_dir, const DeviceOptions& options, const MpiSession* session,
+    Communicator* host_comm, int block_size, int num_kv_blocks, std::chrono::milliseconds timeout);
 
 // The logits at every prompt position, [prompt length, vocab], from one prefill pass on the
 // first blocks of `runner`'s cache (as prompt_logits of shard/generator.h does on a LlamaModel).

@@ -56,8 +56,8 @@ class CopyStandInCommunicator final : public DeviceCommunicator {
   int size() const override { return size_; }
   void all_reduce_sum(void* data, std::size_t count, DType dtype, cudaStream_t stream) override {
     const std::size_t bytes = count * dtype_size(dtype);
-    CUDA_CHECK(cudaMemcpyAsync(scratch(bytes, stream), data, bytes, cudaMemcpyDeviceToDevice,
-                               stream));
+    CUDA_CHECK(
+        cudaMemcpyAsync(scratch(bytes, stream), data, bytes, cudaMemcpyDeviceToDevice, stream));
   }
   void all_gather(const void* send, std::size_t count, void* recv, DType dtype,
                   cudaStream_t stream) override {
@@ -141,8 +141,7 @@ void bench_decode(CudaLlamaModel& model, const BenchOptions& o, int n_seqs) {
   const std::vector<cuda::SamplingRow> greedy(n_seqs);
   auto step = [&](int first, int count) {
     auto tokens = model.forward_and_sample(
-        batch_of(n_seqs, first, count, blocks_per_seq, o.block_size, c.vocab_size), *cache,
-        greedy);
+        batch_of(n_seqs, first, count, blocks_per_seq, o.block_size, c.vocab_size), *cache, greedy);
     SW_CHECK(tokens.ok());
   };
   step(0, o.context);  // the cached context

@@ -70,12 +70,11 @@ void launch_fill_constant(T* out, std::size_t count, float value, cudaStream_t s
   CUDA_CHECK(cudaGetLastError());
 }
 
-template void launch_fill_uniform<float>(float*, int64_t, int64_t, int64_t, int64_t, int64_t,
-                                         float, uint64_t, cudaStream_t);
-template void launch_fill_uniform<__nv_bfloat16>(__nv_bfloat16*, int64_t, int64_t, int64_t,
-                                                 int64_t, int64_t, float, uint64_t, cudaStream_t);
+template void launch_fill_uniform<float>(float*, int64_t, int64_t, int64_t, int64_t, int64_t, float,
+                                         uint64_t, cudaStream_t);
+template void launch_fill_uniform<__nv_bfloat16>(__nv_bfloat16*, int64_t, int64_t, int64_t, int64_t,
+                                                 int64_t, float, uint64_t, cudaStream_t);
 template void launch_fill_constant<float>(float*, std::size_t, float, cudaStream_t);
-template void launch_fill_constant<__nv_bfloat16>(__nv_bfloat16*, std::size_t, float,
-                                                  cudaStream_t);
+template void launch_fill_constant<__nv_bfloat16>(__nv_bfloat16*, std::size_t, float, cudaStream_t);
 
 }  // namespace shardwise::cuda

@@ -22,15 +22,15 @@ namespace {
 using nlohmann::json;
 using testing::Tolerance;
 
-constexpr int kBlockSize = 4;  // small, so short prompts cross block boundaries
+constexpr int kBlockSize = 4;    // small, so short prompts cross block boundaries
 constexpr int kNumBlocks = 128;  // 16 blocks (64 positions) for each of 8 sequences
 
 // One run of consecutive tokens of one sequence in a batch.
 struct SeqRun {
-  int seq;                     // row of the block tables
-  std::vector<int32_t> ids;    // the tokens
-  int first_position;          // of ids[0]
-  bool all_logits = false;     // logits for every token (else for the last one)
+  int seq;                   // row of the block tables
+  std::vector<int32_t> ids;  // the tokens
+  int first_position;        // of ids[0]
+  bool all_logits = false;   // logits for every token (else for the last one)
 };
 
 // Sequence s owns blocks s, s + 8, s + 16, ... in reverse order within its table, so that
@@ -75,8 +75,7 @@ void expect_rows_close(const std::vector<float>& ours, const std::vector<float>&
                        int vocab, double tolerance, const std::string& what) {
   ASSERT_EQ(ours.size(), expected.size()) << what;
   for (std::size_t p = 0; p < expected.size() / vocab; ++p) {
-    std::span<const float> a(ours.data() + p * vocab, vocab),
-        b(expected.data() + p * vocab, vocab);
+    std::span<const float> a(ours.data() + p * vocab, vocab), b(expected.data() + p * vocab, vocab);
     EXPECT_TRUE(testing::close_by_relative_error(a, b, tolerance)) << what << " row " << p;
   }
 }
@@ -160,8 +159,8 @@ TEST_P(GpuReferenceTest, CachedDecodeEqualsRecomputation) {
   const int prompt_length = 5;
 
   CudaKvCache cache = make_cache(*model);
-  forward_ok(*model,
-             make_batch({{0, {sequence.begin(), sequence.begin() + prompt_length}, 0}}, 1), cache);
+  forward_ok(*model, make_batch({{0, {sequence.begin(), sequence.begin() + prompt_length}, 0}}, 1),
+             cache);
   for (int p = prompt_length; p < static_cast<int>(sequence.size()); ++p) {
     const auto decoded = forward_ok(*model, make_batch({{0, {sequence[p]}, p}}, 1), cache);
     CudaKvCache fresh = make_cache(*model);
