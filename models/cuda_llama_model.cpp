@@ -477,7 +477,11 @@ bool is_identity(const std::vector<int32_t>& rows, int n) {
 bool CudaLlamaModel::graph_eligible(const ForwardBatch& batch, const CudaKvCache& cache) const {
   if (!options_.cuda_graphs || batch.n_tokens() > options_.max_graph_batch) return false;
   if (batch.logit_rows.size() > batch.token_ids.size()) return false;  // repeated rows
-  (void)cache;
+  // The graph's attention grid covers min(context window, cache slots) tokens.
+  const int max_context = std::min(config_.max_position_embeddings, cache.num_slots());
+  for (int32_t position : batch.positions) {
+    if (position >= max_context) return false;
+  }
   std::set<int32_t> seqs(batch.seq_index.begin(), batch.seq_index.end());
   return static_cast<int>(seqs.size()) == batch.n_tokens();  // one token per sequence
 }
