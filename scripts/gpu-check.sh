@@ -1,94 +1,122 @@
 #!/usr/bin/env bash
-# The GPU checks, built here and run on the GPU machine (../shared/device/README.md):
-#   scripts/gpu-check.sh pack [BUILD_DIR]   here: build the GPU tests, benchmarks and CLIs, and
-#                                           pack them, their libraries and the hf-tiny test data
-#                                           into .device/ (git-ignored)
-#   scripts/gpu-check.sh tests              there: every GPU test, the mpirun device-communicator
-#                                           tests and compute-sanitizer memcheck; logs in $OUT
-#   scripts/gpu-check.sh bench              there: the kernel, all-reduce and model benchmarks
-# The device tool runs a command in a copy of this tree, e.g.
-#   run(command: "scripts/gpu-check.sh tests", carry: [".device"])
+# The GPU checks, built here and run on the GPU machine (../shared/device/README.md). Each
+# executable carries its CUDA kernels (~12 MB stripped) and what travels must stay under 64 MiB,
+# so the checks come in three groups, each packed and run on its own:
+#   scripts/gpu-check.sh pack GROUP [BUILD_DIR]   here: build (if needed) and pack GROUP's
+#                                                 executables, their libraries and the hf-tiny
+#                                                 test data into .device/ (git-ignored)
+#   scripts/gpu-check.sh run GROUP                there: run them, logs and a summary in $OUT
+# GROUP: kernels (kernel and communicator tests, compute-sanitizer, kernel and all-reduce
+# benchmarks), model (model tests, decode/prefill benchmarks), serve (CLI, TP=2 on one GPU,
+# offline engine throughput). With the device tool:
+#   run(command: "scripts/gpu-check.sh run kernels", carry: [".device"])
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-tests=(gpu_kernel_tests gpu_attention_tests gpu_model_tests gpu_comm_tests)
-mpi_tests=(gpu_comm_mpi_tests device_comm_fault)
-benches=(paged_attention_bench gemm_bench nccl_allreduce_bench decode_bench)
-tools=(shardwise shardwise-shard)
+executables() {
+  case $1 in
+    kernels) echo gpu_kernel_tests gpu_attention_tests gpu_comm_tests gpu_comm_mpi_tests \
+                  device_comm_fault paged_attention_bench gemm_bench nccl_allreduce_bench ;;
+    model) echo gpu_model_tests decode_bench ;;
+    serve) echo shardwise shardwise-shard engine_bench ;;
+    *) echo "unknown group '$1' (kernels, model or serve)" >&2; exit 2 ;;
+  esac
+}
 
 pack() {
-  local build=${1:-build}
+  local group=$1 build=${2:-build}
+  local names
+  executables "$group" >/dev/null  # exits on an unknown group
+  read -r -a names <<<"$(executables "$group")"
   export PATH=/usr/local/cuda/bin:$PATH
-  scripts/build.sh "$build" >/dev/null
-  local exes=()
-  for name in "${tests[@]}" "${mpi_tests[@]}" "${benches[@]}" "${tools[@]}"; do
-    if [ -x "$build/bin/$name" ]; then exes+=("$build/bin/$name"); else echo "not built: $name"; fi
-  done
+  [ -f "$build/build.ninja" ] || scripts/build.sh "$build" >/dev/null
+  ninja -C "$build" -j "$(nproc)" "${names[@]}" >/dev/null
   rm -rf .device
-  ../shared/device/pack-runtime.sh -o .device "${exes[@]}" >/dev/null
+  ../shared/device/pack-runtime.sh -o .device "${names[@]/#/$build/bin/}" >/dev/null
   strip --strip-debug .device/bin/* .device/lib/* 2>/dev/null || true
   mkdir -p .device/testdata
-  cp -r ../shared/testdata/hf-tiny .device/testdata/
-  cp -r bench/gpu/configs .device/ 2>/dev/null || true
+  [ "$group" = serve ] || cp -r ../shared/testdata/hf-tiny .device/testdata/
+  echo "$group" >.device/group
   du -sh .device
 }
 
-# Runs one logged step; a failure is recorded and the next step still runs.
+# Runs one logged step; a failure is recorded in the summary and the next step still runs.
 step() {
   local log=$1
   shift
   echo "=== $*" >>"$log"
   local start=$SECONDS status=0
   timeout 300 "$@" >>"$log" 2>&1 || status=$?
-  echo "=== exit $status after $((SECONDS - start)) s: $*" >>"$log"
+  echo "=== exit $status after $((SECONDS - start)) s" >>"$log"
   [ $status -eq 0 ] || echo "FAILED ($status): $*" >>"$OUT/summary.txt"
 }
 
-environment() {
+mpirun=(mpirun --oversubscribe --allow-run-as-root -x LD_LIBRARY_PATH -x SHARDWISE_TESTDATA_DIR
+        -x SHARDWISE_SOURCE_DIR)
+
+run_kernels() {
+  for t in gpu_kernel_tests gpu_attention_tests; do
+    step "$OUT/tests.log" .device/bin/$t
+    step "$OUT/memcheck.log" compute-sanitizer --tool memcheck --error-exitcode 1 .device/bin/$t
+  done
+  step "$OUT/tests.log" "${mpirun[@]}" -np 1 .device/bin/gpu_comm_tests
+  step "$OUT/tests.log" "${mpirun[@]}" -np 2 .device/bin/gpu_comm_mpi_tests
+  for mode in "hung 2" "killed 2" "stalled 1"; do
+    # shellcheck disable=SC2086
+    step "$OUT/tests.log" tests/gpu/device_comm_fault_test.sh $mode .device/bin/device_comm_fault \
+      "${mpirun[@]}"
+  done
+  step "$OUT/bench.log" .device/bin/paged_attention_bench
+  step "$OUT/bench.log" .device/bin/gemm_bench
+  step "$OUT/bench.log" "${mpirun[@]}" -np 1 .device/bin/nccl_allreduce_bench --iterations 200
+  step "$OUT/bench.log" "${mpirun[@]}" -np 2 .device/bin/nccl_allreduce_bench --iterations 200
+}
+
+run_model() {
+  step "$OUT/tests.log" .device/bin/gpu_model_tests
+  step "$OUT/memcheck.log" compute-sanitizer --tool memcheck --error-exitcode 1 \
+    .device/bin/gpu_model_tests --gtest_filter='*/0:GpuModel.*'
+  local b=.device/bin/decode_bench configs=bench/gpu/configs
+  step "$OUT/bench.log" $b --model $configs/llama-3-8b --batch 1,64 --prefill 2048
+  step "$OUT/bench.log" $b --model $configs/llama-3-8b --batch 1 --no-cuda-graphs --prefill 0
+  step "$OUT/bench.log" $b --model $configs/llama-3-70b --tp 4 --batch 1,16,64
+  step "$OUT/bench.log" $b --model $configs/llama-3-70b --tp 8 --batch 1,16,64
+}
+
+run_serve() {
+  local cli=.device/bin/shardwise model=assets/models/stories260K
+  step "$OUT/tests.log" $cli generate --model $model --device cpu --ids 1,403,407 --max-new-tokens 32
+  step "$OUT/tests.log" $cli generate --model $model --device cuda --dtype f32 --ids 1,403,407 \
+    --max-new-tokens 32
+  step "$OUT/tests.log" "${mpirun[@]}" -np 1 .device/bin/shardwise-shard --device cuda \
+    --model $model --ids 1,403 --max-new-tokens 16
+  step "$OUT/tests.log" "${mpirun[@]}" -np 2 .device/bin/shardwise-shard --device cuda \
+    --dtype f32 --tp 2 --model $model --ids 1,403 --max-new-tokens 16
+  for io in "128 128" "2048 128" "128 2048"; do
+    set -- $io
+    step "$OUT/bench.log" .device/bin/engine_bench --device cuda --random-weights \
+      --model bench/gpu/configs/llama-3-8b --input-len "$1" --output-len "$2" \
+      --concurrency 1,16,64 --max-batch-tokens 4096 --repeats 3
+  done
+}
+
+run() {
+  local group=$1
   : "${OUT:?set OUT to the folder for the logs}"
+  executables "$group" >/dev/null
+  [ "$(cat .device/group 2>/dev/null)" = "$group" ] ||
+    { echo "pack $group first: .device holds '$(cat .device/group 2>/dev/null)'" >&2; exit 2; }
   export LD_LIBRARY_PATH=$PWD/.device/lib
   export SHARDWISE_TESTDATA_DIR=$PWD/.device/testdata SHARDWISE_SOURCE_DIR=$PWD
   nvidia-smi >"$OUT/nvidia-smi.txt" 2>&1 || true
-  touch "$OUT/summary.txt"
-}
-
-run_tests() {
-  environment
-  local mpirun=(mpirun --oversubscribe --allow-run-as-root -x LD_LIBRARY_PATH
-                -x SHARDWISE_TESTDATA_DIR -x SHARDWISE_SOURCE_DIR)
-  for t in "${tests[@]}"; do
-    [ -x .device/bin/$t ] && step "$OUT/tests.log" "${mpirun[@]}" -np 1 .device/bin/$t
-  done
-  [ -x .device/bin/gpu_comm_mpi_tests ] &&
-    step "$OUT/tests.log" "${mpirun[@]}" -np 2 .device/bin/gpu_comm_mpi_tests
-  if [ -x .device/bin/device_comm_fault ]; then
-    step "$OUT/tests.log" tests/gpu/device_comm_fault_test.sh hung 2 .device/bin/device_comm_fault "${mpirun[@]}"
-    step "$OUT/tests.log" tests/gpu/device_comm_fault_test.sh killed 2 .device/bin/device_comm_fault "${mpirun[@]}"
-    step "$OUT/tests.log" tests/gpu/device_comm_fault_test.sh stalled 1 .device/bin/device_comm_fault "${mpirun[@]}"
-  fi
-  for t in gpu_kernel_tests gpu_attention_tests; do
-    [ -x .device/bin/$t ] && step "$OUT/memcheck.log" compute-sanitizer --tool memcheck \
-      --error-exitcode 1 .device/bin/$t
-  done
-  grep -hE "^\[  (PASSED|FAILED|SKIPPED) |tests? .*(passed|failed)|^PASS|^FAIL" "$OUT"/tests.log \
-    >>"$OUT/summary.txt" || true
+  : >"$OUT/summary.txt"
+  "run_$group"
+  grep -hE "^\[  (PASSED|FAILED|SKIPPED) |^PASS|^FAIL" "$OUT"/tests.log >>"$OUT/summary.txt" || true
   cat "$OUT/summary.txt"
 }
 
-run_bench() {
-  environment
-  for b in paged_attention_bench gemm_bench; do
-    [ -x .device/bin/$b ] && step "$OUT/bench.log" .device/bin/$b
-  done
-  [ -x .device/bin/nccl_allreduce_bench ] &&
-    step "$OUT/bench.log" mpirun --allow-run-as-root -np 1 -x LD_LIBRARY_PATH .device/bin/nccl_allreduce_bench
-  [ -x .device/bin/decode_bench ] && step "$OUT/bench.log" .device/bin/decode_bench --help
-  cat "$OUT/summary.txt" "$OUT/bench.log"
-}
-
 case "${1:-}" in
-  pack) pack "${2:-build}" ;;
-  tests) run_tests ;;
-  bench) run_bench ;;
-  *) sed -n 2,10p "$0"; exit 2 ;;
+  pack) pack "${2:?group}" "${3:-build}" ;;
+  run) run "${2:?group}" ;;
+  *) sed -n 2,12p "$0"; exit 2 ;;
 esac

@@ -10,7 +10,7 @@
 #include "common/logging.h"
 #include "kernels/cuda/device.h"
 #include "shard/device_runner.h"
-#include "shard/step_plan.h"
+#include "shard/tp_model_runner.h"
 
 namespace shardwise {
 
@@ -44,58 +44,6 @@ StatusOr<int> cuda_kv_blocks_for_budget(const CudaLlamaModel& model, int block_s
   return static_cast<int>(std::min<long long>(blocks, 1 << 30));
 }
 
-// ---- Tensor-parallel leader and follower ----------------------------------------------------
-
-namespace {
-
-void send_plan(Communicator& comm, const StepPlan& plan) {
-  StepPlan::Header header;
-  std::vector<int32_t> payload;
-  plan.encode(&header, &payload);
-  comm.broadcast(header.data(), sizeof(header), 0);
-  if (!payload.empty()) comm.broadcast(payload.data(), payload.size() * sizeof(int32_t), 0);
-}
-
-}  // namespace
-
-CudaLeaderRunner::CudaLeaderRunner(CudaModelRunner& local, Communicator& comm)
-    : local_(local), comm_(comm) {
-  SW_CHECK(comm_.rank() == 0);
-}
-
-CudaLeaderRunner::~CudaLeaderRunner() {
-  StepPlan shutdown;
-  shutdown.kind = StepKind::kShutdown;
-  send_plan(comm_, shutdown);
-}
-
-StatusOr<std::vector<float>> CudaLeaderRunner::execute(const ForwardBatch& batch) {
-  // Followers run whatever they are sent, so the batch must be valid before it leaves.
-  SW_RETURN_IF_ERROR(local_.validate(batch));
-  StepPlan plan;
-  plan.batch = batch;
-  send_plan(comm_, plan);
-  return local_.execute(batch);
-}
-
-Status run_cuda_follower_loop(CudaModelRunner& local, Communicator& comm) {
-  std::vector<int32_t> payload;
-  for (long steps = 0;; ++steps) {
-    StepPlan::Header header;
-    comm.broadcast(header.data(), sizeof(header), 0, Communicator::Wait::kIdle);
-    std::size_t payload_ints = 0;
-    SW_RETURN_IF_ERROR(StepPlan::decode_header(header, &payload_ints));
-    payload.resize(payload_ints);
-    if (payload_ints > 0) comm.broadcast(payload.data(), payload_ints * sizeof(int32_t), 0);
-    SW_ASSIGN_OR_RETURN(StepPlan plan, StepPlan::decode(header, payload));
-    if (plan.kind == StepKind::kShutdown) {
-      log()->debug("follower: shutdown after {} steps", steps);
-      return ok_status();
-    }
-    SW_RETURN_IF_ERROR(local.execute(plan.batch).status());
-  }
-}
-
 // ---- make_cuda_replica ----------------------------------------------------------------------
 
 namespace {
@@ -107,13 +55,13 @@ class CudaReplica final : public DeviceReplica {
     if (leader_) return *leader_;
     return *local_;
   }
-  Status run_follower() override { return run_cuda_follower_loop(*local_, *host_comm_); }
+  Status run_follower() override { return run_follower_loop(*local_, *host_comm_); }
 
   // Declared in construction order: destroyed leader first (releasing the followers).
   std::unique_ptr<DeviceCommunicator> device_comm_;
   std::unique_ptr<CudaLlamaModel> model_;
   std::unique_ptr<CudaModelRunner> local_;
-  std::unique_ptr<CudaLeaderRunner> leader_;
+  std::unique_ptr<LeaderModelRunner> leader_;
   Communicator* host_comm_ = nullptr;
 };
 
@@ -197,7 +145,7 @@ StatusOr<std::unique_ptr<DeviceReplica>> make_cuda_replica(
   log()->info("KV cache: {} blocks of {} tokens ({:.2f} GiB)", agreed_blocks, block_size,
               agreed_blocks * double(cuda_model.kv_block_bytes(block_size)) / (1 << 30));
   if (grouped && host_comm->rank() == 0) {
-    replica->leader_ = std::make_unique<CudaLeaderRunner>(*replica->local_, *host_comm);
+    replica->leader_ = std::make_unique<LeaderModelRunner>(*replica->local_, *host_comm);
   }
   return std::unique_ptr<DeviceReplica>(std::move(replica));
 }

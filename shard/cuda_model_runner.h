@@ -1,13 +1,12 @@
-// ModelRunner on the GPU: a CudaLlamaModel and its device KV cache, plus the tensor-parallel
-// leader/follower pair for it (the StepPlan protocol of shard/tp_model_runner.h; the GPU ranks
-// send plans over the host communicator and reduce activations over the device one).
+// ModelRunner on the GPU: a CudaLlamaModel and its device KV cache. At TP > 1 it is the local
+// runner of shard/tp_model_runner.h's leader and followers: plans travel over the host
+// communicator, activations are reduced over the device one.
 #pragma once
 
 #include <memory>
 #include <span>
 #include <vector>
 
-#include "comm/communicator.h"
 #include "kernels/cuda/sampling.h"
 #include "models/cuda_llama_model.h"
 #include "shard/model_runner.h"
@@ -33,8 +32,9 @@ class CudaModelRunner final : public ModelRunner {
                                                     std::span<const cuda::SamplingRow> rows) {
     return model_.forward_and_sample(batch, cache_, rows);
   }
-  // The checks execute() makes, without running anything.
-  Status validate(const ForwardBatch& batch) const { return model_.validate(batch, cache_); }
+  Status validate(const ForwardBatch& batch) const override {
+    return model_.validate(batch, cache_);
+  }
   CudaLlamaModel& model() { return model_; }
 
  private:
@@ -47,24 +47,5 @@ class CudaModelRunner final : public ModelRunner {
 // one context window of `min_tokens` fits.
 StatusOr<int> cuda_kv_blocks_for_budget(const CudaLlamaModel& model, int block_size,
                                         double kv_cache_gb, double fraction, int min_tokens);
-
-// Rank 0 of a TP group: sends each batch to the followers, then runs its own slice.
-class CudaLeaderRunner final : public ModelRunner {
- public:
-  CudaLeaderRunner(CudaModelRunner& local, Communicator& comm);
-  ~CudaLeaderRunner() override;  // sends the followers kShutdown
-
-  const LlamaConfig& config() const override { return local_.config(); }
-  int num_kv_blocks() const override { return local_.num_kv_blocks(); }
-  int block_size() const override { return local_.block_size(); }
-  StatusOr<std::vector<float>> execute(const ForwardBatch& batch) override;
-
- private:
-  CudaModelRunner& local_;
-  Communicator& comm_;
-};
-
-// A follower's life on the GPU: run the leader's plans until kShutdown.
-Status run_cuda_follower_loop(CudaModelRunner& local, Communicator& comm);
 
 }  // namespace shardwise

@@ -22,6 +22,8 @@ class ModelRunner {
   // Runs one step: writes the batch's K/V into the cache and returns the logits of
   // batch.logit_rows over the full vocabulary, [n_rows, vocab_size].
   virtual StatusOr<std::vector<float>> execute(const ForwardBatch& batch) = 0;
+  // The checks execute() makes first (ids, positions, slots, block tables), running nothing.
+  virtual Status validate(const ForwardBatch& batch) const = 0;
 };
 
 // A runner in this process: a model (any TP group it was built with) and its cache.
@@ -36,8 +38,9 @@ class LocalModelRunner : public ModelRunner {
   StatusOr<std::vector<float>> execute(const ForwardBatch& batch) override {
     return model_.forward(batch, cache_);
   }
-  // The checks execute() makes, without running anything.
-  Status validate(const ForwardBatch& batch) const { return model_.validate(batch, cache_); }
+  Status validate(const ForwardBatch& batch) const override {
+    return model_.validate(batch, cache_);
+  }
 
  private:
   LlamaModel& model_;

@@ -245,8 +245,9 @@ int run(const ShardOptions& o, const MpiSession& session) {
       (llama.config().max_position_embeddings + o.block_size - 1) / o.block_size;
   const int num_kv_blocks =
       o.num_kv_blocks > 0 ? o.num_kv_blocks : window_blocks * (o.ids.empty() ? o.capacity : 1);
+  LocalModelRunner local(llama, num_kv_blocks, o.block_size);
   if (!config.is_leader()) {
-    Status status = run_follower_loop(llama, comm, num_kv_blocks, o.block_size);
+    Status status = run_follower_loop(local, comm);
     if (!status.ok()) {
       log()->critical("follower: {}", status.to_string());
       MPI_Abort(MPI_COMM_WORLD, 1);
@@ -254,7 +255,7 @@ int run(const ShardOptions& o, const MpiSession& session) {
     return 0;
   }
 
-  LeaderModelRunner runner(llama, comm, num_kv_blocks, o.block_size);
+  LeaderModelRunner runner(local, comm);
   if (!o.ids.empty()) return run_one_shot(o, config, runner);
   return serve(o, config, runner);
 }

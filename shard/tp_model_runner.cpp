@@ -5,9 +5,8 @@
 
 namespace shardwise {
 
-LeaderModelRunner::LeaderModelRunner(LlamaModel& model, Communicator& comm, int num_kv_blocks,
-                                     int block_size)
-    : local_(model, num_kv_blocks, block_size), comm_(comm) {
+LeaderModelRunner::LeaderModelRunner(ModelRunner& local, Communicator& comm)
+    : local_(local), comm_(comm) {
   SW_CHECK(comm_.rank() == 0);
 }
 
@@ -34,8 +33,7 @@ StatusOr<std::vector<float>> LeaderModelRunner::execute(const ForwardBatch& batc
   return local_.execute(batch);
 }
 
-Status run_follower_loop(LlamaModel& model, Communicator& comm, int num_kv_blocks, int block_size) {
-  LocalModelRunner local(model, num_kv_blocks, block_size);
+Status run_follower_loop(ModelRunner& local, Communicator& comm) {
   std::vector<int32_t> payload;
   for (long steps = 0;; ++steps) {
     StepPlan::Header header;

@@ -189,7 +189,6 @@ void run_batch(const BatchOptions& options) {
   if (auto status = check_device_flags(options.device); !status.ok()) fail(status);
   std::unique_ptr<LlamaModel> model;
   std::unique_ptr<DeviceReplica> replica;  // --device cuda
-  std::unique_ptr<ModelRunner> cpu_runner;
   int num_blocks = options.num_kv_blocks;
   if (options.device.device == "cuda") {
     // --num-kv-blocks 0: the cache takes the GPU memory budget (--kv-cache-gb).
@@ -202,20 +201,18 @@ void run_batch(const BatchOptions& options) {
     model = value_or_fail(load_llama_model(options.model_dir, *comm));
     if (num_blocks == 0) num_blocks = auto_num_blocks(*model, requests, options.block_size);
   }
+  std::unique_ptr<LocalModelRunner> local;
+  if (!replica) local = std::make_unique<LocalModelRunner>(*model, num_blocks, options.block_size);
   if (comm->rank() != 0) {
-    const Status status = replica ? replica->run_follower()
-                                  : run_follower_loop(*model, *comm, num_blocks,
-                                                      options.block_size);
+    const Status status = replica ? replica->run_follower() : run_follower_loop(*local, *comm);
     if (!status.ok()) fail(status);
     return;
   }
-  if (!replica && options.tp > 1) {
-    cpu_runner =
-        std::make_unique<LeaderModelRunner>(*model, *comm, num_blocks, options.block_size);
-  } else if (!replica) {
-    cpu_runner = std::make_unique<LocalModelRunner>(*model, num_blocks, options.block_size);
-  }
-  ModelRunner* runner = replica ? &replica->runner() : cpu_runner.get();
+  std::unique_ptr<LeaderModelRunner> leader;  // the CPU path at --tp > 1
+  if (!replica && options.tp > 1) leader = std::make_unique<LeaderModelRunner>(*local, *comm);
+  ModelRunner* runner = local.get();
+  if (replica) runner = &replica->runner();
+  if (leader) runner = leader.get();
   EngineOptions engine_options;
   engine_options.scheduler.max_batch_tokens = options.max_batch_tokens;
   engine_options.scheduler.max_num_seqs = options.max_num_seqs;

@@ -50,13 +50,14 @@ int run(const MpiSession& session) {
     log()->error("{}", sliced.status().to_string());
     return 1;
   }
+  LocalModelRunner slice(**sliced, kNumBlocks, kBlockSize);
   if (comm.rank() != 0) {
-    Status status = run_follower_loop(**sliced, comm, kNumBlocks, kBlockSize);
+    Status status = run_follower_loop(slice, comm);
     if (!status.ok()) log()->error("{}", status.to_string());
     return status.ok() ? 0 : 1;
   }
   StatusOr<Outputs> tp_outputs = [&] {
-    LeaderModelRunner runner(**sliced, comm, kNumBlocks, kBlockSize);
+    LeaderModelRunner runner(slice, comm);
     return run_requests(runner);
   }();
   SoloCommunicator solo;

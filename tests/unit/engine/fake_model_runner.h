@@ -28,13 +28,12 @@ class FakeModelRunner : public ModelRunner {
   int num_kv_blocks() const override { return num_blocks_; }
   int block_size() const override { return block_size_; }
   StatusOr<std::vector<float>> execute(const ForwardBatch& batch) override;
+  Status validate(const ForwardBatch& batch) const override;
 
   void fail_next_execute() { fail_next_ = true; }
   int64_t executed_tokens() const { return executed_tokens_; }
 
  private:
-  Status validate(const ForwardBatch& batch) const;
-
   LlamaConfig config_;
   int num_blocks_;
   int block_size_;
