@@ -410,7 +410,7 @@ void CudaLlamaModel::mlp(int layer, int n_tokens) {
   comm_.all_reduce_sum(b.sublayer, static_cast<std::size_t>(n_tokens) * hidden, dt, stream_);
 }
 
-void CudaLlamaModel::lm_head(int n_tokens, int n_rows, const int32_t* logit_rows) {
+void CudaLlamaModel::lm_head(int n_rows, const int32_t* logit_rows) {
   Buffers& b = *buffers_;
   const DType dt = options_.dtype;
   const int hidden = config_.hidden_size;
@@ -423,7 +423,6 @@ void CudaLlamaModel::lm_head(int n_tokens, int n_rows, const int32_t* logit_rows
     });
     rows = b.row_hidden;
   }
-  (void)n_tokens;
   const int local_vocab = static_cast<int>(weights_.padded_local_vocab);
   gemm_.linear(b.local_logits, DType::kF32, rows, weights_.lm_head, dt, n_rows, local_vocab, hidden,
                stream_);
@@ -459,7 +458,7 @@ void CudaLlamaModel::forward_layers(int n_tokens, int n_seqs, int max_query_len,
     mlp(layer, n_tokens);
   }
   add_and_norm(weights_.final_norm, n_tokens, false);
-  if (n_rows > 0) lm_head(n_tokens, n_rows, logit_rows);
+  if (n_rows > 0) lm_head(n_rows, logit_rows);
 }
 
 namespace {
@@ -533,11 +532,19 @@ StatusOr<const float*> CudaLlamaModel::run_decode_graph(const ForwardBatch& batc
   Buffers& b = *buffers_;
   const int n = batch.n_tokens();
   const int bucket = bucket_for(n, options_.max_graph_batch);
-  // The grid covers the longest context this cache can hold, so one graph serves any step.
-  const int max_context = std::min(config_.max_position_embeddings, cache.num_slots());
-  const int window_blocks = (max_context + cache.block_size() - 1) / cache.block_size();
+  // Graphs are captured per batch bucket and per context bucket (powers of two from one
+  // attention partition up to the longest context the cache holds): the attention grid is
+  // sized from the context bucket, so short contexts do not launch thousands of idle blocks.
+  const int window = std::min(config_.max_position_embeddings, cache.num_slots());
+  const int window_blocks = (window + cache.block_size() - 1) / cache.block_size();
   ensure_capacity(options_.max_graph_batch, options_.max_graph_batch, options_.max_graph_batch,
-                  options_.max_graph_batch * window_blocks, max_context);
+                  options_.max_graph_batch * window_blocks, window);
+  int longest = 1;
+  for (int32_t position : batch.positions) longest = std::max(longest, position + 1);
+  int max_context = cuda::kPartitionTokens;
+  while (max_context < longest) max_context *= 2;
+  max_context = std::min(max_context, window);
+  const int table_stride = (max_context + cache.block_size() - 1) / cache.block_size();
   if (graph_cache_ != cache.id()) {
     CUDA_CHECK(cudaStreamSynchronize(stream_));
     graphs_.clear();
@@ -551,8 +558,8 @@ StatusOr<const float*> CudaLlamaModel::run_decode_graph(const ForwardBatch& batc
   in.slots.assign(bucket, -1);
   in.context_lens.assign(bucket, 0);
   in.logit_rows = batch.logit_rows;
-  const int used_columns = std::min(batch.max_blocks_per_seq, window_blocks);
-  in.block_tables.assign(static_cast<std::size_t>(bucket) * window_blocks, 0);
+  const int used_columns = std::min(batch.max_blocks_per_seq, table_stride);
+  in.block_tables.assign(static_cast<std::size_t>(bucket) * table_stride, 0);
   for (int t = 0; t < n; ++t) {
     in.ids[t] = batch.token_ids[t];
     in.positions[t] = batch.positions[t];
@@ -560,27 +567,29 @@ StatusOr<const float*> CudaLlamaModel::run_decode_graph(const ForwardBatch& batc
     in.context_lens[t] = batch.positions[t] + 1;
     const int32_t* row = batch.block_tables.data() +
                          static_cast<std::size_t>(batch.seq_index[t]) * batch.max_blocks_per_seq;
-    std::copy(row, row + used_columns, in.block_tables.begin() + t * window_blocks);
+    std::copy(row, row + used_columns, in.block_tables.begin() + t * table_stride);
   }
   upload_inputs(in);
 
-  auto found = graphs_.find(bucket);
+  const std::pair<int, int> key(bucket, max_context);
+  auto found = graphs_.find(key);
   if (found != graphs_.end()) {
     CUDA_CHECK(cudaGraphLaunch(found->second->exec, stream_));
     ++graph_replays_;
   } else {
     // The first step of a bucket runs eagerly (choosing GEMM algorithms, warming up), then the
     // same launches are captured for later steps.
-    forward_layers(bucket, bucket, 1, max_context, window_blocks, true, bucket, nullptr, cache);
+    forward_layers(bucket, bucket, 1, max_context, table_stride, true, bucket, nullptr, cache);
     cudaGraph_t graph = nullptr;
     CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
-    forward_layers(bucket, bucket, 1, max_context, window_blocks, true, bucket, nullptr, cache);
+    forward_layers(bucket, bucket, 1, max_context, table_stride, true, bucket, nullptr, cache);
     CUDA_CHECK(cudaStreamEndCapture(stream_, &graph));
     auto captured = std::make_unique<Graph>();
     CUDA_CHECK(cudaGraphInstantiate(&captured->exec, graph, 0));
     CUDA_CHECK(cudaGraphDestroy(graph));
-    graphs_[bucket] = std::move(captured);
-    log()->debug("captured the decode graph of batch size {}", bucket);
+    graphs_[key] = std::move(captured);
+    log()->debug("captured the decode graph of batch size {}, contexts up to {}", bucket,
+                 max_context);
   }
   if (is_identity(batch.logit_rows, static_cast<int>(batch.logit_rows.size()))) return b.logits;
   cuda::launch_embedding(b.row_logits, b.logits, b.logit_rows,

@@ -4,8 +4,9 @@
 // down_proj per layer, one all-gather of the logits.
 //
 // Decode steps (one query token per sequence) can run as CUDA graphs, one per batch-size
-// bucket (1, 2, 4, ..., max_graph_batch), rows past the batch padded with cache slot -1 and
-// context 0; every per-step input is copied into fixed device buffers before a replay.
+// bucket (1, 2, 4, ..., max_graph_batch) and context bucket (512, 1024, ..., the window), rows
+// past the batch padded with cache slot -1 and context 0; every per-step input is copied into
+// fixed device buffers before a replay.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -116,7 +117,7 @@ class CudaLlamaModel {
                  int table_stride, bool decode, CudaKvCache& cache);
   void mlp(int layer, int n_tokens);
   void add_and_norm(const void* weight, int n_tokens, bool first);
-  void lm_head(int n_tokens, int n_rows, const int32_t* logit_rows);
+  void lm_head(int n_rows, const int32_t* logit_rows);
   bool graph_eligible(const ForwardBatch& batch, const CudaKvCache& cache) const;
   StatusOr<const float*> run_decode_graph(const ForwardBatch& batch, CudaKvCache& cache);
 
@@ -129,7 +130,8 @@ class CudaLlamaModel {
   cuda::Gemm gemm_;
   DeviceAllocation inv_freq_;  // [head_dim / 2] F32
   std::unique_ptr<Buffers> buffers_;
-  std::map<int, std::unique_ptr<Graph>> graphs_;  // by bucket
+  // By (batch bucket, context bucket).
+  std::map<std::pair<int, int>, std::unique_ptr<Graph>> graphs_;
   uint64_t graph_cache_ = 0;                      // id of the cache the graphs were captured with
   long graph_replays_ = 0;
 };
