@@ -21,6 +21,16 @@ StatusOr<std::unique_ptr<CudaModelRunner>> CudaModelRunner::make(CudaLlamaModel&
   return std::make_unique<CudaModelRunner>(model, std::move(cache));
 }
 
+StatusOr<std::vector<int32_t>> CudaModelRunner::execute_and_sample(
+    const ForwardBatch& batch, std::span<const RowSampling> rows) {
+  std::vector<cuda::SamplingRow> device_rows(rows.size());
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    device_rows[i] = {rows[i].temperature, rows[i].top_k, rows[i].top_p,
+                      rows[i].min_p,       rows[i].seed,  rows[i].offset};
+  }
+  return model_.forward_and_sample(batch, cache_, device_rows);
+}
+
 StatusOr<int> cuda_kv_blocks_for_budget(const CudaLlamaModel& model, int block_size,
                                         double kv_cache_gb, double fraction, int min_tokens) {
   // Activations, GEMM and attention workspaces, graphs: kept out of the automatic budget.

@@ -26,12 +26,10 @@ class CudaModelRunner final : public ModelRunner {
   StatusOr<std::vector<float>> execute(const ForwardBatch& batch) override {
     return model_.forward(batch, cache_);
   }
-  // As execute(), sampling each logit row on the device (rows[i] for batch.logit_rows[i]):
-  // a decode step copies back only token ids.
+  bool samples_on_device() const override { return true; }
+  // Samples each logit row on the device: a step copies back only token ids.
   StatusOr<std::vector<int32_t>> execute_and_sample(const ForwardBatch& batch,
-                                                    std::span<const cuda::SamplingRow> rows) {
-    return model_.forward_and_sample(batch, cache_, rows);
-  }
+                                                    std::span<const RowSampling> rows) override;
   Status validate(const ForwardBatch& batch) const override {
     return model_.validate(batch, cache_);
   }

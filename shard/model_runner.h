@@ -4,7 +4,9 @@
 // followers (as a StepPlan), so the engine never knows how many ranks there are.
 #pragma once
 
+#include <cstdint>
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "common/status.h"
@@ -12,6 +14,17 @@
 #include "models/llama_model.h"
 
 namespace shardwise {
+
+// One logit row's sampling choices for a runner that samples on the device: the subset of
+// SamplingParams without penalties and log-probabilities (see device_samplable()).
+struct RowSampling {
+  float temperature = 0.0f;  // 0: greedy
+  int top_k = 0;
+  float top_p = 1.0f;
+  float min_p = 0.0f;
+  uint64_t seed = 0;
+  uint64_t offset = 0;  // tokens the request sampled before: seed and offset pick the draw
+};
 
 class ModelRunner {
  public:
@@ -24,6 +37,16 @@ class ModelRunner {
   virtual StatusOr<std::vector<float>> execute(const ForwardBatch& batch) = 0;
   // The checks execute() makes first (ids, positions, slots, block tables), running nothing.
   virtual Status validate(const ForwardBatch& batch) const = 0;
+
+  // True when execute_and_sample() samples where the logits are (the GPU), so that a step
+  // copies back token ids instead of [n_rows, vocab] logits.
+  virtual bool samples_on_device() const { return false; }
+  // As execute(), then draws one token per logit row, rows[i] for batch.logit_rows[i].
+  // Only runners whose samples_on_device() is true implement it.
+  virtual StatusOr<std::vector<int32_t>> execute_and_sample(const ForwardBatch& /*batch*/,
+                                                            std::span<const RowSampling> /*rows*/) {
+    return unimplemented("this runner samples on the host: call execute()");
+  }
 };
 
 // A runner in this process: a model (any TP group it was built with) and its cache.

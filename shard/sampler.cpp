@@ -89,6 +89,10 @@ int32_t argmax(std::span<const float> logits) {
   return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
 }
 
+bool device_samplable(const SamplingParams& params) {
+  return !has_penalties(params) && !params.logprobs;
+}
+
 int32_t Sampler::sample(std::span<const float> logits) { return pick(logits); }
 
 SampledToken Sampler::sample(std::span<const float> logits, std::span<const int32_t> prompt,

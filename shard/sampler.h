@@ -38,6 +38,10 @@ inline constexpr int kMaxLogprobs = 20;
 // Rejects parameters outside their domains with INVALID_ARGUMENT naming the parameter.
 Status validate_sampling_params(const SamplingParams& params);
 
+// True when a sampler on the device can draw for these parameters: no penalties (they need the
+// sequence's tokens) and no log-probabilities (they need the whole distribution on the host).
+bool device_samplable(const SamplingParams& params);
+
 // Log-probabilities of the model's raw distribution (before penalties and temperature).
 struct TokenLogprobs {
   float logprob = 0;                           // of the sampled token

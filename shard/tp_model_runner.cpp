@@ -24,13 +24,24 @@ void LeaderModelRunner::send(const StepPlan& plan) {
   if (!payload.empty()) comm_.broadcast(payload.data(), payload.size() * sizeof(int32_t), 0);
 }
 
-StatusOr<std::vector<float>> LeaderModelRunner::execute(const ForwardBatch& batch) {
+Status LeaderModelRunner::send_batch(const ForwardBatch& batch) {
   // Followers run whatever they are sent, so the batch must be valid before it leaves.
   SW_RETURN_IF_ERROR(local_.validate(batch));
   StepPlan plan;
   plan.batch = batch;
   send(plan);
+  return ok_status();
+}
+
+StatusOr<std::vector<float>> LeaderModelRunner::execute(const ForwardBatch& batch) {
+  SW_RETURN_IF_ERROR(send_batch(batch));
   return local_.execute(batch);
+}
+
+StatusOr<std::vector<int32_t>> LeaderModelRunner::execute_and_sample(
+    const ForwardBatch& batch, std::span<const RowSampling> rows) {
+  SW_RETURN_IF_ERROR(send_batch(batch));
+  return local_.execute_and_sample(batch, rows);
 }
 
 Status run_follower_loop(ModelRunner& local, Communicator& comm) {

@@ -23,8 +23,14 @@ class LeaderModelRunner final : public ModelRunner {
   int block_size() const override { return local_.block_size(); }
   StatusOr<std::vector<float>> execute(const ForwardBatch& batch) override;
   Status validate(const ForwardBatch& batch) const override { return local_.validate(batch); }
+  bool samples_on_device() const override { return local_.samples_on_device(); }
+  // Followers run the plan with execute(): the same collectives; only the leader samples.
+  StatusOr<std::vector<int32_t>> execute_and_sample(const ForwardBatch& batch,
+                                                    std::span<const RowSampling> rows) override;
 
  private:
+  // Validates the batch and sends it to the followers.
+  Status send_batch(const ForwardBatch& batch);
   void send(const StepPlan& plan);
 
   ModelRunner& local_;

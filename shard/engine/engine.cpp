@@ -97,18 +97,49 @@ Status Engine::step() {
   const SchedulerOutput plan = scheduler_.schedule();
   stats_.preemptions += static_cast<int64_t>(plan.preempted.size());
   if (plan.chunks.empty()) return ok_status();
-  auto logits = runner_.execute(build_batch(plan));
-  if (!logits.ok()) {
+  auto sampled = run_and_sample(plan, build_batch(plan));
+  if (!sampled.ok()) {
     StreamEvent error_event;
-    error_event.error = logits.status().to_string();
+    error_event.error = sampled.status().to_string();
     for (const auto& chunk : plan.chunks) finish(chunk.seq, error_event, FinishReason::kError);
-    return logits.status();
+    return sampled.status();
   }
   ++stats_.steps;
   stats_.scheduled_tokens += plan.n_tokens;
   scheduler_.complete(plan);
-  sample_and_stream(plan, *logits);
+  stream(plan, std::move(sampled).value());
   return ok_status();
+}
+
+StatusOr<std::vector<SampledToken>> Engine::run_and_sample(const SchedulerOutput& plan,
+                                                           const ForwardBatch& batch) {
+  std::vector<SampledToken> sampled;
+  bool on_device = runner_.samples_on_device();
+  std::vector<RowSampling> rows;
+  for (const auto& chunk : plan.chunks) {
+    if (!chunk.samples) continue;
+    const SamplingParams& p = chunk.seq->params;
+    on_device = on_device && device_samplable(p);
+    rows.push_back({p.temperature, p.top_k, p.top_p, p.min_p, p.seed, chunk.seq->output.size()});
+  }
+  if (on_device) {
+    SW_ASSIGN_OR_RETURN(std::vector<int32_t> tokens, runner_.execute_and_sample(batch, rows));
+    SW_CHECK(tokens.size() == rows.size());
+    ++stats_.device_sampled_steps;
+    for (int32_t token : tokens) sampled.push_back({token, std::nullopt});
+    return sampled;
+  }
+  SW_ASSIGN_OR_RETURN(std::vector<float> logits, runner_.execute(batch));
+  const std::size_t vocab = runner_.config().vocab_size;
+  SW_CHECK(logits.size() == rows.size() * vocab);
+  std::size_t row = 0;
+  for (const auto& chunk : plan.chunks) {
+    if (!chunk.samples) continue;
+    Sequence* seq = chunk.seq;
+    const std::span<const float> row_logits(logits.data() + row++ * vocab, vocab);
+    sampled.push_back(seq->sampler.sample(row_logits, seq->prompt, seq->output));
+  }
+  return sampled;
 }
 
 ForwardBatch Engine::build_batch(const SchedulerOutput& plan) const {
@@ -145,14 +176,12 @@ bool Engine::is_stop_token(const Sequence& seq, int32_t token) const {
   return !seq.params.ignore_eos && std::find(eos.begin(), eos.end(), token) != eos.end();
 }
 
-void Engine::sample_and_stream(const SchedulerOutput& plan, const std::vector<float>& logits) {
-  const std::size_t vocab = runner_.config().vocab_size;
+void Engine::stream(const SchedulerOutput& plan, std::vector<SampledToken> tokens) {
   std::size_t row = 0;
   for (const auto& chunk : plan.chunks) {
     if (!chunk.samples) continue;
     Sequence* seq = chunk.seq;
-    const std::span<const float> row_logits(logits.data() + row++ * vocab, vocab);
-    SampledToken sampled = seq->sampler.sample(row_logits, seq->prompt, seq->output);
+    SampledToken& sampled = tokens[row++];
     seq->output.push_back(sampled.token);
     ++stats_.generated_tokens;
     StreamEvent event;
@@ -167,7 +196,7 @@ void Engine::sample_and_stream(const SchedulerOutput& plan, const std::vector<fl
       seq->on_event(event);
     }
   }
-  SW_CHECK(row * vocab == logits.size());
+  SW_CHECK(row == tokens.size());
 }
 
 }  // namespace shardwise

@@ -25,6 +25,7 @@ struct EngineStats {
   int64_t scheduled_tokens = 0;  // tokens fed through them (prefill and decode)
   int64_t generated_tokens = 0;  // tokens sampled
   int64_t preemptions = 0;
+  int64_t device_sampled_steps = 0;  // steps whose tokens were drawn by the runner's device
 };
 
 class Engine {
@@ -50,7 +51,11 @@ class Engine {
  private:
   Status validate(const Request& request) const;
   ForwardBatch build_batch(const SchedulerOutput& plan) const;
-  void sample_and_stream(const SchedulerOutput& plan, const std::vector<float>& logits);
+  // Runs the batch and draws the token of each sampling chunk: on the device when the runner
+  // can and every row's parameters allow it (token ids come back, not logits), else on the host.
+  StatusOr<std::vector<SampledToken>> run_and_sample(const SchedulerOutput& plan,
+                                                     const ForwardBatch& batch);
+  void stream(const SchedulerOutput& plan, std::vector<SampledToken> sampled);
   bool is_stop_token(const Sequence& seq, int32_t token) const;
   void finish(Sequence* seq, StreamEvent event, FinishReason reason);
 

@@ -201,5 +201,58 @@ TEST(Engine, LogprobsCarryTheSampledTokenAndTheTopN) {
   }
 }
 
+TEST(Engine, SamplesOnTheDeviceWhenEveryRowAllowsIt) {
+  FakeModelRunner runner(64, 4, kVocab, 256);
+  runner.set_samples_on_device(true);
+  Engine engine(runner);
+  const std::vector<int32_t> a{5, 6, 7}, b{9, 10};
+  auto first = greedy_request(a, 10), second = greedy_request(b, 10);
+  first.sampling.ignore_eos = second.sampling.ignore_eos = true;
+  auto out = testing::run_all(engine, {first, second});
+  EXPECT_EQ(out[0].tokens, testing::fake_greedy(a, 10, {}, kVocab));
+  EXPECT_EQ(out[1].tokens, testing::fake_greedy(b, 10, {}, kVocab));
+  EXPECT_EQ(engine.stats().device_sampled_steps, engine.stats().steps);
+  EXPECT_EQ(runner.device_sampled_rows(), 20);
+}
+
+TEST(Engine, PenaltiesOrLogprobsInTheBatchSampleOnTheHost) {
+  for (auto host_only : {+[](SamplingParams& p) { p.repetition_penalty = 1.3f; },
+                         +[](SamplingParams& p) { p.logprobs = 2; }}) {
+    FakeModelRunner runner(64, 4, kVocab, 256);
+    runner.set_samples_on_device(true);
+    Engine engine(runner);
+    auto plain = greedy_request({5, 6, 7}, 6), special = greedy_request({9, 10}, 6);
+    plain.sampling.ignore_eos = special.sampling.ignore_eos = true;
+    host_only(special.sampling);
+    auto out = testing::run_all(engine, {plain, special});
+    EXPECT_EQ(out[0].tokens, testing::fake_greedy({5, 6, 7}, 6, {}, kVocab));
+    EXPECT_EQ(out[1].tokens.size(), 6u);
+    EXPECT_EQ(engine.stats().device_sampled_steps, 0);  // the two always share a step
+    EXPECT_EQ(runner.device_sampled_rows(), 0);
+  }
+}
+
+TEST(Engine, DeviceSamplingDrawsByRequestSeedAndTokenIndex) {
+  auto run = [](uint64_t seed, int batch_position) {
+    FakeModelRunner runner(64, 4, kVocab, 256);
+    runner.set_samples_on_device(true);
+    Engine engine(runner);
+    std::vector<Request> requests(2, greedy_request({5, 6}, 5));
+    for (Request& r : requests) {
+      r.sampling.temperature = 0.8f;
+      r.sampling.ignore_eos = true;
+    }
+    requests[batch_position].sampling.seed = seed;
+    requests[1 - batch_position].sampling.seed = seed + 1000;
+    return testing::run_all(engine, requests)[batch_position].tokens;
+  };
+  const auto tokens = run(7, 0);
+  EXPECT_EQ(tokens, run(7, 1)) << "the draw must not depend on the row in the batch";
+  EXPECT_NE(tokens, run(8, 0));
+  ASSERT_EQ(tokens.size(), 5u);
+  EXPECT_FALSE(std::all_of(tokens.begin(), tokens.end(), [&](int32_t t) { return t == tokens[0]; }))
+      << "each token index is a new draw";
+}
+
 }  // namespace
 }  // namespace shardwise

@@ -90,4 +90,23 @@ StatusOr<std::vector<float>> FakeModelRunner::execute(const ForwardBatch& batch)
   return logits;
 }
 
+StatusOr<std::vector<int32_t>> FakeModelRunner::execute_and_sample(
+    const ForwardBatch& batch, std::span<const RowSampling> rows) {
+  if (!samples_on_device_) return unimplemented("the fake samples on the host");
+  if (rows.size() != batch.logit_rows.size()) return invalid_argument("rows != logit rows");
+  SW_ASSIGN_OR_RETURN(std::vector<float> logits, execute(batch));
+  const std::size_t vocab = config_.vocab_size;
+  std::vector<int32_t> tokens;
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const auto row = std::span<const float>(logits).subspan(i * vocab, vocab);
+    tokens.push_back(rows[i].temperature == 0
+                         ? static_cast<int32_t>(std::max_element(row.begin(), row.end()) -
+                                                row.begin())
+                         : static_cast<int32_t>(mix64(rows[i].seed ^ mix64(rows[i].offset)) %
+                                                vocab));
+  }
+  device_sampled_rows_ += static_cast<int>(rows.size());
+  return tokens;
+}
+
 }  // namespace shardwise::testing

@@ -29,6 +29,13 @@ class FakeModelRunner : public ModelRunner {
   int block_size() const override { return block_size_; }
   StatusOr<std::vector<float>> execute(const ForwardBatch& batch) override;
   Status validate(const ForwardBatch& batch) const override;
+  // With set_samples_on_device(true), a stand-in for the GPU runner's sampler: argmax at
+  // temperature 0, else a token fixed by (seed, offset) alone, and every call counted.
+  bool samples_on_device() const override { return samples_on_device_; }
+  StatusOr<std::vector<int32_t>> execute_and_sample(const ForwardBatch& batch,
+                                                    std::span<const RowSampling> rows) override;
+  void set_samples_on_device(bool on) { samples_on_device_ = on; }
+  int device_sampled_rows() const { return device_sampled_rows_; }
 
   void fail_next_execute() { fail_next_ = true; }
   int64_t executed_tokens() const { return executed_tokens_; }
@@ -39,6 +46,8 @@ class FakeModelRunner : public ModelRunner {
   int block_size_;
   std::vector<int32_t> slots_;  // [num_blocks * block_size] token id, -1 never written
   bool fail_next_ = false;
+  bool samples_on_device_ = false;
+  int device_sampled_rows_ = 0;
   int64_t executed_tokens_ = 0;
 };
 
