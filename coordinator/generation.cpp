@@ -1,22 +1,15 @@
 #include "coordinator/generation.h"
 
-#include <grpcpp/grpcpp.h>
-
 #include <cmath>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
 #include <nlohmann/json.hpp>
 
-#include "common/logging.h"
-#include "coordinator/stop_strings.h"
-#include "models/tokenizer/incremental_decoder.h"
+#include "coordinator/generate_call.h"
 
 namespace shardwise {
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t) {
-  return std::chrono::duration<double>(Clock::now() - t).count();
-}
 
 StatusOr<std::vector<int32_t>> prompt_ids(const v1::GenerateRequest& request,
                                           const Tokenizer& tokenizer) {
@@ -95,11 +88,6 @@ StatusOr<v1::ShardSamplingParams> sampling_params(const v1::SamplingParams& in) 
   return out;
 }
 
-bool is_replica_failure(grpc::StatusCode code) {
-  return code == grpc::StatusCode::UNAVAILABLE || code == grpc::StatusCode::INTERNAL ||
-         code == grpc::StatusCode::UNKNOWN;
-}
-
 }  // namespace
 
 StatusOr<PreparedRequest> Generation::prepare(const v1::GenerateRequest& request) const {
@@ -122,133 +110,64 @@ StatusOr<PreparedRequest> Generation::prepare(const v1::GenerateRequest& request
   return out;
 }
 
-// What survives a failed attempt: the tokens already streamed (none, if it may be retried).
-struct Generation::Attempt {
-  Attempt(const PreparedRequest& request, Clock::time_point start)
-      : decoder(*request.tokenizer, /*skip_special_tokens=*/true),
-        matcher(request.stop),
-        start(start) {}
-  IncrementalDecoder decoder;
-  StopStringMatcher matcher;
-  int tokens = 0;
-  Clock::time_point start;  // of the request, for time to first token
-  Clock::time_point last_token;
-};
-
-Status Generation::stream_from(Replica& replica, const PreparedRequest& request, Attempt& attempt,
-                               const EmitFn& emit) {
-  grpc::ClientContext call;
-  if (request.deadline_ms > 0) {
-    call.set_deadline(std::chrono::system_clock::now() +
-                      std::chrono::milliseconds(request.deadline_ms));
-  }
-  v1::ShardGenerateRequest shard_request;
-  shard_request.mutable_prompt_ids()->Assign(request.prompt_ids.begin(), request.prompt_ids.end());
-  *shard_request.mutable_sampling() = request.sampling;
-  replica.add_call(&call);
-  auto reader = replica.stub->Generate(&call, shard_request);
-  v1::ShardGenerateResponse message;
-  std::string finish_reason;
-  Status local;  // a failure on this side (detokenizer, client gone), not the replica's
-  while (finish_reason.empty() && local.ok() && reader->Read(&message)) {
-    finish_reason = message.finish_reason();
-    // The shard batches the tokens made while we were busy; we pass them on the same way,
-    // except that a token with log-probabilities travels alone (the public message has room
-    // for one token's).
-    v1::GenerateResponse out;
-    auto send = [&] {
-      if (out.token_ids().empty()) return;
-      if (!emit(out)) local = Status(StatusCode::kCancelled, "the client went away");
-      out.Clear();
-    };
-    for (const v1::ShardToken& token : message.tokens()) {
-      if (attempt.tokens == 0) {
-        metrics_.observe_ttft(request.model, seconds_since(attempt.start));
-      } else {
-        metrics_.observe_inter_token(request.model, seconds_since(attempt.last_token));
-      }
-      StatusOr<std::string> piece = attempt.decoder.push(token.token_id());
-      if (!piece.ok()) {
-        local = piece.status();
-        break;
-      }
-      if (token.has_logprob()) send();
-      out.add_token_ids(token.token_id());
-      out.mutable_text()->append(attempt.matcher.push(*piece));
-      if (token.has_logprob()) {
-        out.set_logprob(token.logprob());
-        for (const auto& top : token.top_logprobs()) {
-          v1::TopLogprob* t = out.add_top_logprobs();
-          t->set_token_id(top.token_id());
-          t->set_logprob(top.logprob());
-        }
-        send();
-      }
-      ++attempt.tokens;
-      attempt.last_token = Clock::now();
-      if (attempt.matcher.matched()) {
-        finish_reason = "stop";
-        break;
-      }
-      if (!local.ok()) break;
-    }
-    if (local.ok()) send();
-  }
-  // A stop string or a local failure ends the call before the replica does.
-  if (attempt.matcher.matched() || !local.ok()) call.TryCancel();
-  grpc::Status status = reader->Finish();
-  replica.remove_call(&call);
-  if (!local.ok()) return local;
-  if (finish_reason.empty()) {
-    if (!replica.live) return unavailable("replica {} was taken out of rotation", replica.id);
-    if (status.ok())
-      return internal_error("replica {} ended the stream without finishing", replica.id);
-    return Status(static_cast<StatusCode>(status.error_code()), status.error_message());
-  }
-  std::string tail;
-  if (StatusOr<std::string> rest = attempt.decoder.flush(); rest.ok()) tail = *rest;
-  v1::GenerateResponse last;
-  last.set_text(attempt.matcher.push(tail) + attempt.matcher.flush());
-  last.set_finish_reason(finish_reason);
-  last.mutable_usage()->set_prompt_tokens(static_cast<int32_t>(request.prompt_ids.size()));
-  last.mutable_usage()->set_completion_tokens(attempt.tokens);
-  emit(last);
-  return ok_status();
+std::shared_ptr<GenerateCall> Generation::start(PreparedRequest request, ResponseSink& sink) {
+  return GenerateCall::start(registry_, metrics_, std::move(request), sink);
 }
 
-Status Generation::run(const PreparedRequest& request, const EmitFn& emit) {
-  metrics_.add_running(1);
-  const Clock::time_point start = Clock::now();
-  std::set<std::string> tried;
-  Status status;
-  for (;;) {
-    StatusOr<std::shared_ptr<Replica>> replica =
-        registry_.pick(request.model, request.priority, tried);
-    if (!replica.ok()) {
-      status = tried.empty() ? replica.status()
-                             : unavailable("every replica of '{}' failed: {}", request.model,
-                                           status.message());
-      break;
-    }
-    tried.insert((*replica)->id);
-    Attempt attempt(request, start);
-    ++(*replica)->outstanding;
-    status = stream_from(**replica, request, attempt, emit);
-    --(*replica)->outstanding;
-    metrics_.add_generated_tokens(request.model, attempt.tokens);
-    if (status.ok() || !is_replica_failure(static_cast<grpc::StatusCode>(status.code()))) break;
-    registry_.mark_dead(**replica, status.message());
-    if (attempt.tokens > 0) {
-      status = unavailable("replica {} failed after {} tokens: {}", (*replica)->id, attempt.tokens,
-                           status.message());
-      break;
-    }
-    log()->warn("retrying a request of {} elsewhere: replica {} failed: {}", request.model,
-                (*replica)->id, status.message());
+namespace {
+
+// Hands a request's messages to the thread blocked in Generation::run.
+class BlockingSink final : public ResponseSink {
+ public:
+  void on_message(v1::GenerateResponse&& message) override {
+    std::lock_guard lock(mutex_);
+    enqueue(queue_, std::move(message));
+    ready_.notify_one();
   }
-  metrics_.add_running(-1);
-  metrics_.count_request(request.model, std::string(status_code_name(status.code())));
-  if (status.ok()) metrics_.observe_e2e(request.model, seconds_since(start));
+  void on_done(const Status& status) override {
+    // Notified under the lock: the waiter may destroy this sink as soon as it sees done_.
+    std::lock_guard lock(mutex_);
+    status_ = status;
+    done_ = true;
+    ready_.notify_one();
+  }
+  // Waits for messages; returns false, with `status` set, once the request has ended and every
+  // message was taken.
+  bool take(std::deque<v1::GenerateResponse>& out, Status& status) {
+    std::unique_lock lock(mutex_);
+    ready_.wait(lock, [&] { return done_ || !queue_.empty(); });
+    if (queue_.empty()) {
+      status = status_;
+      return false;
+    }
+    out.swap(queue_);
+    return true;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable ready_;
+  std::deque<v1::GenerateResponse> queue_;
+  bool done_ = false;
+  Status status_;
+};
+
+}  // namespace
+
+Status Generation::run(const PreparedRequest& request, const EmitFn& emit) {
+  BlockingSink sink;
+  std::shared_ptr<GenerateCall> call = start(request, sink);
+  std::deque<v1::GenerateResponse> messages;
+  Status status;
+  bool client_gone = false;
+  while (sink.take(messages, status)) {
+    for (const v1::GenerateResponse& message : messages) {
+      if (client_gone || emit(message)) continue;
+      client_gone = true;
+      call->cancel(Status(StatusCode::kCancelled, "the client went away"));
+    }
+    messages.clear();
+  }
   return status;
 }
 

@@ -1,7 +1,7 @@
 // One generation request through the coordinator, shared by the gRPC and HTTP front ends:
 // prepare() tokenizes (text, token ids or chat messages), fills in sampling defaults and
-// validates; run() routes to a replica, streams its tokens back detokenized with stop strings
-// applied, and retries on another replica when one fails before sending a token.
+// validates; start() runs it asynchronously (GenerateCall, generate_call.h: routing, streaming,
+// detokenizing, stop strings, retries) and run() is the same, blocking, for threads that may wait.
 #pragma once
 
 #include <functional>
@@ -28,20 +28,22 @@ struct PreparedRequest {
 // is then cancelled at the shard).
 using EmitFn = std::function<bool(const v1::GenerateResponse&)>;
 
+class GenerateCall;
+class ResponseSink;
+
 class Generation {
  public:
   Generation(Registry& registry, Metrics& metrics) : registry_(registry), metrics_(metrics) {}
 
   StatusOr<PreparedRequest> prepare(const v1::GenerateRequest& request) const;
-  // Emits one message per token and a last one with finish_reason and usage; returns OK or
-  // why the request failed (UNAVAILABLE when its replica died after tokens were sent).
+  // Starts `request`; its messages and outcome go to `sink`, from gRPC's threads.
+  std::shared_ptr<GenerateCall> start(PreparedRequest request, ResponseSink& sink);
+  // Emits messages of one or more tokens and a last one with finish_reason and usage; returns
+  // OK or why the request failed (UNAVAILABLE when its replica died after tokens were sent).
+  // Blocks the calling thread, which alone calls `emit`.
   Status run(const PreparedRequest& request, const EmitFn& emit);
 
  private:
-  struct Attempt;
-  Status stream_from(Replica& replica, const PreparedRequest& request, Attempt& attempt,
-                     const EmitFn& emit);
-
   Registry& registry_;
   Metrics& metrics_;
 };

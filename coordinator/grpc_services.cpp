@@ -1,6 +1,7 @@
 #include "coordinator/grpc_services.h"
 
 #include "coordinator/auth.h"
+#include "coordinator/generate_call.h"
 
 namespace shardwise {
 
@@ -21,7 +22,7 @@ void fill_health(const Registry& registry, v1::HealthResponse& response) {
   }
 }
 
-bool InferenceService::authorized(const grpc::ServerContext& context) const {
+bool InferenceService::authorized(const grpc::ServerContextBase& context) const {
   auto it = context.client_metadata().find("authorization");
   const std::string_view header = it == context.client_metadata().end()
                                       ? ""
@@ -29,17 +30,98 @@ bool InferenceService::authorized(const grpc::ServerContext& context) const {
   return shardwise::authorized(api_key_, header);
 }
 
-grpc::Status InferenceService::Generate(grpc::ServerContext* context,
-                                        const v1::GenerateRequest* request,
-                                        grpc::ServerWriter<v1::GenerateResponse>* writer) {
+namespace {
+
+// One public Generate stream. At most one write is in flight; messages that arrive meanwhile
+// are merged (enqueue()) and sent together when it completes, so a client that reads slowly
+// gets fewer, larger messages instead of holding up the shard stream. Deletes itself in OnDone,
+// which gRPC calls only after Finish, which comes only after the GenerateCall's on_done.
+class GenerateReactor final : public grpc::ServerWriteReactor<v1::GenerateResponse>,
+                              public ResponseSink {
+ public:
+  // A request that fails before it starts.
+  explicit GenerateReactor(const grpc::Status& error) { Finish(error); }
+  GenerateReactor(Generation& generation, PreparedRequest prepared) {
+    call_ = generation.start(std::move(prepared), *this);
+  }
+
+  void on_message(v1::GenerateResponse&& message) override {
+    {
+      std::lock_guard lock(mutex_);
+      if (client_gone_) return;
+      enqueue(pending_, std::move(message));
+      if (writing_) return;
+      take_next();
+    }
+    StartWrite(&current_);
+  }
+
+  void on_done(const Status& status) override {
+    {
+      std::lock_guard lock(mutex_);
+      status_ = to_grpc(status);
+      call_done_ = true;
+      if (writing_) return;  // OnWriteDone finishes
+    }
+    Finish(status_);
+  }
+
+  void OnWriteDone(bool ok) override {
+    bool write = false, finish = false;
+    {
+      std::lock_guard lock(mutex_);
+      writing_ = false;
+      if (!ok) {
+        client_gone_ = true;
+        pending_.clear();
+      }
+      if (!pending_.empty()) {
+        take_next();
+        write = true;
+      } else {
+        finish = call_done_;
+      }
+    }
+    if (!ok && call_) call_->cancel(Status(StatusCode::kCancelled, "the client went away"));
+    if (write) StartWrite(&current_);
+    if (finish) Finish(status_);
+  }
+
+  void OnCancel() override {
+    if (call_) call_->cancel(Status(StatusCode::kCancelled, "the client went away"));
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  // Moves the first pending message to current_ for StartWrite. Requires mutex_.
+  void take_next() {
+    current_ = std::move(pending_.front());
+    pending_.pop_front();
+    writing_ = true;
+  }
+
+  std::shared_ptr<GenerateCall> call_;
+  std::mutex mutex_;
+  std::deque<v1::GenerateResponse> pending_;  // guarded by mutex_
+  v1::GenerateResponse current_;              // the write in flight, while writing_
+  bool writing_ = false;                      // guarded by mutex_
+  bool client_gone_ = false;                  // guarded by mutex_
+  bool call_done_ = false;                    // guarded by mutex_
+  grpc::Status status_;                       // set with call_done_
+};
+
+}  // namespace
+
+grpc::ServerWriteReactor<v1::GenerateResponse>* InferenceService::Generate(
+    grpc::CallbackServerContext* context, const v1::GenerateRequest* request) {
   if (!authorized(*context)) {
-    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "missing or wrong API key");
+    return new GenerateReactor(
+        grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "missing or wrong API key"));
   }
   StatusOr<PreparedRequest> prepared = generation_.prepare(*request);
-  if (!prepared.ok()) return to_grpc(prepared.status());
-  return to_grpc(generation_.run(*prepared, [&](const v1::GenerateResponse& response) {
-    return !context->IsCancelled() && writer->Write(response);
-  }));
+  if (!prepared.ok()) return new GenerateReactor(to_grpc(prepared.status()));
+  return new GenerateReactor(generation_, std::move(prepared).value());
 }
 
 grpc::Status InferenceService::ListModels(grpc::ServerContext* context,

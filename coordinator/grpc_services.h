@@ -10,20 +10,23 @@
 
 namespace shardwise {
 
-class InferenceService final : public v1::Inference::Service {
+// Generate is a callback method (GenerateReactor, grpc_services.cpp): tokens are written from
+// the gRPC thread that read them from the shard, with no hand-off to a handler thread.
+class InferenceService final
+    : public v1::Inference::WithCallbackMethod_Generate<v1::Inference::Service> {
  public:
   InferenceService(Generation& generation, Registry& registry, std::string api_key)
       : generation_(generation), registry_(registry), api_key_(std::move(api_key)) {}
 
-  grpc::Status Generate(grpc::ServerContext* context, const v1::GenerateRequest* request,
-                        grpc::ServerWriter<v1::GenerateResponse>* writer) override;
+  grpc::ServerWriteReactor<v1::GenerateResponse>* Generate(
+      grpc::CallbackServerContext* context, const v1::GenerateRequest* request) override;
   grpc::Status ListModels(grpc::ServerContext* context, const v1::ListModelsRequest* request,
                           v1::ListModelsResponse* response) override;
   grpc::Status Health(grpc::ServerContext* context, const v1::HealthRequest* request,
                       v1::HealthResponse* response) override;
 
  private:
-  bool authorized(const grpc::ServerContext& context) const;
+  bool authorized(const grpc::ServerContextBase& context) const;
 
   Generation& generation_;
   Registry& registry_;
