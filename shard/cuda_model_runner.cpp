@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "comm/agreement.h"
 #include "comm/device_communicator_factory.h"
 #include "comm/host_staged_communicator.h"
 #include "common/check.h"
@@ -81,23 +82,6 @@ StatusOr<DType> parse_dtype(const std::string& name) {
   return invalid_argument("--dtype {}: the CUDA model computes in bf16 or f32", name);
 }
 
-// Every rank learns whether any rank failed, so none waits in a collective for one that gave up.
-bool any_rank_failed(Communicator* comm, bool failed) {
-  if (comm == nullptr) return failed;
-  float flag = failed ? 1.0f : 0.0f;
-  comm->all_reduce_sum(&flag, 1);
-  return flag > 0;
-}
-
-// The smallest value over the group.
-int group_min(Communicator* comm, int value) {
-  if (comm == nullptr || comm->size() == 1) return value;
-  std::vector<float> all(comm->size());
-  std::vector<std::size_t> counts(comm->size(), 1);
-  const float mine = static_cast<float>(value);
-  comm->all_gather(&mine, counts, all.data());
-  return static_cast<int>(*std::min_element(all.begin(), all.end()));
-}
 
 }  // namespace
 
@@ -108,6 +92,8 @@ StatusOr<std::unique_ptr<DeviceReplica>> make_cuda_replica(
   auto replica = std::make_unique<CudaReplica>();
   replica->host_comm_ = host_comm;
   const bool grouped = session != nullptr && host_comm != nullptr && host_comm->size() > 1;
+  SoloCommunicator solo;
+  Communicator& group = grouped ? *host_comm : solo;  // the ranks that must agree
   if (session != nullptr) {
     // Collective: picks this rank's GPU; fails on every rank when any rank has none.
     SW_ASSIGN_OR_RETURN(replica->device_comm_, make_device_communicator(*session, timeout));
@@ -126,7 +112,7 @@ StatusOr<std::unique_ptr<DeviceReplica>> make_cuda_replica(
 
   auto model = load_cuda_llama_model(model_dir, *replica->device_comm_, model_options);
   if (!model.ok()) log()->error("{}", model.status().to_string());
-  if (any_rank_failed(grouped ? host_comm : nullptr, !model.ok())) {
+  if (any_rank_failed(group, !model.ok())) {
     return model.ok() ? internal_error("another rank failed to load the model") : model.status();
   }
   replica->model_ = std::move(model).value();
@@ -141,13 +127,13 @@ StatusOr<std::unique_ptr<DeviceReplica>> make_cuda_replica(
                                        options.kv_cache_fraction, block_size);
   }
   if (!blocks.ok()) log()->error("{}", blocks.status().to_string());
-  if (any_rank_failed(grouped ? host_comm : nullptr, !blocks.ok())) {
+  if (any_rank_failed(group, !blocks.ok())) {
     return blocks.ok() ? internal_error("another rank cannot fit its KV cache") : blocks.status();
   }
-  const int agreed_blocks = group_min(grouped ? host_comm : nullptr, *blocks);
+  const int agreed_blocks = group_min(group, *blocks);
   auto local = CudaModelRunner::make(cuda_model, agreed_blocks, block_size);
   if (!local.ok()) log()->error("{}", local.status().to_string());
-  if (any_rank_failed(grouped ? host_comm : nullptr, !local.ok())) {
+  if (any_rank_failed(group, !local.ok())) {
     return local.ok() ? internal_error("another rank cannot allocate its KV cache")
                       : local.status();
   }

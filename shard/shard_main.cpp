@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "comm/agreement.h"
 #include "comm/mpi_communicator.h"
 #include "comm/mpi_session.h"
 #include "common/logging.h"
@@ -194,14 +195,6 @@ int serve(const ShardOptions& o, const ParallelConfig& config, ModelRunner& runn
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(10));
   loop.stop();
   return 0;
-}
-
-// Every rank learns whether any rank failed, so no rank waits in a collective for a rank that
-// has already given up.
-bool any_rank_failed(Communicator& comm, bool failed) {
-  float flag = failed ? 1.0f : 0.0f;
-  comm.all_reduce_sum(&flag, 1);
-  return flag > 0;
 }
 
 int run(const ShardOptions& o, const MpiSession& session) {

@@ -14,6 +14,7 @@
 #include "shard/generator.h"
 #include "shard/sampler.h"
 #include "tests/gpu/gpu_test_support.h"
+#include "tests/support/reference_logits.h"
 #include "tests/support/test_support.h"
 
 namespace shardwise {
@@ -63,23 +64,6 @@ ForwardBatch make_batch(const std::vector<SeqRun>& runs, int n_seqs) {
   return batch;
 }
 
-std::vector<float> reference_tensor(const SafetensorsFile& file, const std::string& name) {
-  const TensorView* view = file.find(name);
-  EXPECT_NE(view, nullptr) << name;
-  std::vector<float> values(view ? view->element_count() : 0);
-  if (view) convert_to_f32(values.data(), view->data, view->dtype, values.size());
-  return values;
-}
-
-void expect_rows_close(const std::vector<float>& ours, const std::vector<float>& expected,
-                       int vocab, double tolerance, const std::string& what) {
-  ASSERT_EQ(ours.size(), expected.size()) << what;
-  for (std::size_t p = 0; p < expected.size() / vocab; ++p) {
-    std::span<const float> a(ours.data() + p * vocab, vocab), b(expected.data() + p * vocab, vocab);
-    EXPECT_TRUE(testing::close_by_relative_error(a, b, tolerance)) << what << " row " << p;
-  }
-}
-
 std::unique_ptr<CudaLlamaModel> load_gpu(const std::filesystem::path& dir, DeviceCommunicator& comm,
                                          DType dtype, bool graphs) {
   CudaModelOptions options;
@@ -127,19 +111,19 @@ TEST_P(GpuReferenceTest, PromptLogitsMatchTransformersAndTheCpu) {
 
   for (std::size_t i = 0; i < reference["cases"].size(); ++i) {
     const auto prompt = reference["cases"][i]["prompt_ids"].get<std::vector<int32_t>>();
-    const auto expected = reference_tensor(**logits_file, fmt::format("prompt{}.logits", i));
+    const auto expected = testing::reference_tensor(**logits_file, fmt::format("prompt{}.logits", i));
     const ForwardBatch batch = make_batch({{0, prompt, 0, true}}, 1);
     const std::string what = fmt::format("{} prompt {}", GetParam(), i);
 
     CudaKvCache f32_cache = make_cache(*f32);
     const auto ours = forward_ok(*f32, batch, f32_cache);
-    expect_rows_close(ours, expected, vocab, Tolerance::kF32, what + " f32 vs transformers");
+    testing::expect_rows_close(ours, expected, vocab, Tolerance::kF32, what + " f32 vs transformers");
     auto on_cpu = prompt_logits(**cpu, prompt);
     ASSERT_TRUE(on_cpu.ok());
-    expect_rows_close(ours, *on_cpu, vocab, Tolerance::kF32, what + " f32 vs CPU");
+    testing::expect_rows_close(ours, *on_cpu, vocab, Tolerance::kF32, what + " f32 vs CPU");
 
     CudaKvCache bf16_cache = make_cache(*bf16);
-    expect_rows_close(forward_ok(*bf16, batch, bf16_cache), expected, vocab, Tolerance::kBF16,
+    testing::expect_rows_close(forward_ok(*bf16, batch, bf16_cache), expected, vocab, Tolerance::kBF16,
                       what + " bf16 vs transformers");
   }
 }
@@ -205,7 +189,7 @@ TEST_P(GpuReferenceTest, ChunkedPrefillEqualsOneShot) {
     const std::vector<float> ours(logits.begin() + skip, logits.end());
     const std::vector<float> expected(one_shot.begin() + start * vocab,
                                       one_shot.begin() + end * vocab);
-    expect_rows_close(ours, expected, vocab, Tolerance::kF32,
+    testing::expect_rows_close(ours, expected, vocab, Tolerance::kF32,
                       fmt::format("{} chunk at {}", GetParam(), start));
   }
 }
@@ -238,7 +222,7 @@ TEST_P(GpuReferenceTest, GraphReplayEqualsEager) {
       if ((n_seqs & (n_seqs - 1)) == 0) {
         EXPECT_EQ(a, b) << GetParam() << " batch " << n_seqs << " step " << step;
       } else {
-        expect_rows_close(b, a, vocab, Tolerance::kF32Kernel,
+        testing::expect_rows_close(b, a, vocab, Tolerance::kF32Kernel,
                           fmt::format("{} batch {} step {}", GetParam(), n_seqs, step));
       }
     }

@@ -6,6 +6,7 @@
 #include "models/llama_model.h"
 #include "models/safetensors.h"
 #include "shard/generator.h"
+#include "tests/support/reference_logits.h"
 #include "tests/support/test_support.h"
 
 namespace shardwise {
@@ -22,25 +23,6 @@ std::unique_ptr<LlamaModel> load(const std::filesystem::path& dir, Communicator&
   auto model = load_llama_model(dir, comm);
   EXPECT_TRUE(model.ok()) << model.status().to_string();
   return model.ok() ? std::move(model).value() : nullptr;
-}
-
-std::vector<float> reference_tensor(const SafetensorsFile& file, const std::string& name) {
-  const TensorView* view = file.find(name);
-  EXPECT_NE(view, nullptr) << name;
-  std::vector<float> values(view ? view->element_count() : 0);
-  if (view) convert_to_f32(values.data(), view->data, view->dtype, values.size());
-  return values;
-}
-
-// Per position: ||ours - reference|| / ||reference|| under `tolerance`.
-void expect_logits_match(const std::vector<float>& ours, const std::vector<float>& reference,
-                         int vocab, double tolerance, const std::string& what) {
-  ASSERT_EQ(ours.size(), reference.size()) << what;
-  for (std::size_t p = 0; p < reference.size() / vocab; ++p) {
-    std::span<const float> a(ours.data() + p * vocab, vocab),
-        b(reference.data() + p * vocab, vocab);
-    EXPECT_TRUE(testing::close_by_relative_error(a, b, tolerance)) << what << " position " << p;
-  }
 }
 
 std::vector<int32_t> greedy(LlamaModel& model, const std::vector<int32_t>& prompt, int n) {
@@ -69,7 +51,7 @@ TEST_P(HfTinyReferenceTest, LogitsAndGreedyMatchTransformers) {
     const auto prompt = c["prompt_ids"].get<std::vector<int32_t>>();
     auto ours = prompt_logits(*model, prompt);
     ASSERT_TRUE(ours.ok()) << ours.status().to_string();
-    expect_logits_match(*ours, reference_tensor(**logits_file, fmt::format("prompt{}.logits", i)),
+    testing::expect_rows_close(*ours, testing::reference_tensor(**logits_file, fmt::format("prompt{}.logits", i)),
                         vocab, Tolerance::kF32, fmt::format("{} prompt {}", GetParam(), i));
 
     const auto expected = c["greedy_ids"].get<std::vector<int32_t>>();
@@ -133,12 +115,12 @@ TEST_F(Stories260KTest, TeacherForcedLogitsMatchTransformers) {
   forced.insert(forced.end(), greedy_ids.begin(), greedy_ids.begin() + 199);
   auto ours = prompt_logits(*model_, forced);
   ASSERT_TRUE(ours.ok()) << ours.status().to_string();
-  expect_logits_match(*ours, reference_tensor(**file, "bos_greedy200.logits"), 512, Tolerance::kF32,
+  testing::expect_rows_close(*ours, testing::reference_tensor(**file, "bos_greedy200.logits"), 512, Tolerance::kF32,
                       "bos_greedy200");
 
   auto prompt = prompt_logits(*model_, {1, 403, 407, 261, 378});
   ASSERT_TRUE(prompt.ok());
-  expect_logits_match(*prompt, reference_tensor(**file, "once_upon_a_time.prompt_logits"), 512,
+  testing::expect_rows_close(*prompt, testing::reference_tensor(**file, "once_upon_a_time.prompt_logits"), 512,
                       Tolerance::kF32, "once_upon_a_time");
 }
 
