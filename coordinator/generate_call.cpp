@@ -48,50 +48,20 @@ struct GenerateCall::Attempt {
   Status local;  // a failure on this side (detokenizer, client gone), not the replica's
 };
 
-// The shard call of one attempt. It owns its ClientContext and deletes itself when gRPC is
-// done with it; it keeps the request alive until then.
-class GenerateCall::ShardStream final : public grpc::ClientReadReactor<v1::ShardGenerateResponse> {
- public:
-  ShardStream(std::shared_ptr<GenerateCall> owner, const PreparedRequest& request)
-      : owner_(std::move(owner)) {
-    if (request.deadline_ms > 0) {
-      context.set_deadline(std::chrono::system_clock::now() +
-                           std::chrono::milliseconds(request.deadline_ms));
-    }
-    request_.mutable_prompt_ids()->Assign(request.prompt_ids.begin(), request.prompt_ids.end());
-    *request_.mutable_sampling() = request.sampling;
-  }
-
-  void start(Replica& replica) {
-    replica.stub->async()->Generate(&context, &request_, this);
-    StartRead(&message_);
-    StartCall();
-  }
-
-  void OnReadDone(bool ok) override {
-    if (!ok) return;  // the stream ended: OnDone follows with its status
-    if (owner_->on_shard_message(message_)) context.TryCancel();
-    message_.Clear();
-    StartRead(&message_);  // read to the end, so that OnDone comes with the shard's status
-  }
-
-  void OnDone(const grpc::Status& status) override {
-    owner_->on_stream_done(this, status);
-    delete this;
-  }
-
-  grpc::ClientContext context;
-
- private:
-  std::shared_ptr<GenerateCall> owner_;
-  v1::ShardGenerateRequest request_;
-  v1::ShardGenerateResponse message_;
-};
-
 std::shared_ptr<GenerateCall> GenerateCall::start(Registry& registry, Metrics& metrics,
                                                   PreparedRequest request, ResponseSink& sink) {
   auto call = std::make_shared<GenerateCall>(registry, metrics, std::move(request), sink);
   call->metrics_.add_running(1);
+  if (call->request_.deadline_ms > 0) {
+    call->deadline_.Set(
+        std::chrono::system_clock::now() + std::chrono::milliseconds(call->request_.deadline_ms),
+        [weak = std::weak_ptr<GenerateCall>(call)](bool fired) {
+          if (!fired) return;  // cancelled: the request ended first
+          if (auto call = weak.lock()) {
+            call->cancel(Status(StatusCode::kDeadlineExceeded, "Deadline Exceeded"));
+          }
+        });
+  }
   call->next_attempt();
   return call;
 }
@@ -102,14 +72,24 @@ GenerateCall::GenerateCall(Registry& registry, Metrics& metrics, PreparedRequest
       metrics_(metrics),
       request_(std::move(request)),
       sink_(sink),
-      start_(Clock::now()) {}
+      start_(Clock::now()) {
+  shard_request_.mutable_prompt_ids()->Assign(request_.prompt_ids.begin(),
+                                              request_.prompt_ids.end());
+  *shard_request_.mutable_sampling() = request_.sampling;
+}
 
 void GenerateCall::cancel(const Status& why) {
-  std::lock_guard lock(mutex_);
-  if (done_ || !cancelled_.ok()) return;
-  cancelled_ = why;
-  // TryCancel never runs a reaction on this thread before returning, so holding the lock is safe.
-  if (stream_) stream_->context.TryCancel();
+  std::shared_ptr<ReplicaSession> session;
+  uint64_t id = 0;
+  {
+    std::lock_guard lock(mutex_);
+    if (done_ || !cancelled_.ok()) return;
+    cancelled_ = why;
+    session = session_;
+    id = session_request_;
+  }
+  // Without mutex_: the session may call on_end on this thread.
+  if (session) session->cancel(id, why);
 }
 
 void GenerateCall::next_attempt() {
@@ -123,24 +103,32 @@ void GenerateCall::next_attempt() {
   replica_ = std::move(replica).value();
   tried_.insert(replica_->id);
   attempt_ = std::make_unique<Attempt>(request_);
-  auto* stream = new ShardStream(shared_from_this(), request_);
+  uint64_t attempt = 0;
+  Status cancelled;
   {
     std::lock_guard lock(mutex_);
-    if (!cancelled_.ok()) {
-      Status why = cancelled_;
-      delete stream;
-      return finish(why);
-    }
-    stream_ = stream;
+    cancelled = cancelled_;
+    attempt = ended_attempts_;
   }
+  if (!cancelled.ok()) return finish(cancelled);
   ++replica_->outstanding;
-  replica_->add_call(&stream->context);
-  stream->start(*replica_);
+  std::shared_ptr<ReplicaSession> session = replica_->session();
+  StatusOr<uint64_t> id = session->start(shard_request_, shared_from_this());
+  // The stream broke between opening and starting: a replica failure, like any other.
+  if (!id.ok()) return on_end(id.status());
+  {
+    std::lock_guard lock(mutex_);
+    if (ended_attempts_ != attempt) return;  // it has ended already, on another thread
+    session_ = session;
+    session_request_ = *id;
+    cancelled = cancelled_;  // cancel() came while it was starting, and found nothing to cancel
+  }
+  if (!cancelled.ok()) session->cancel(*id, cancelled);
 }
 
-bool GenerateCall::on_shard_message(const v1::ShardGenerateResponse& message) {
+bool GenerateCall::on_update(const v1::ShardRequestUpdate& message) {
   Attempt& a = *attempt_;
-  if (!a.finish_reason.empty() || !a.local.ok()) return false;  // draining a finished stream
+  if (!a.finish_reason.empty() || !a.local.ok()) return false;  // ended here: drop the rest
   a.finish_reason = message.finish_reason();
   // The shard batches the tokens made while we were busy; we pass them on the same way,
   // except that a token with log-probabilities travels alone (the public message has room
@@ -187,14 +175,14 @@ bool GenerateCall::on_shard_message(const v1::ShardGenerateResponse& message) {
 }
 
 // The outcome of the attempt that just ended, given the shard call's status.
-Status GenerateCall::attempt_status(const grpc::Status& status) {
+Status GenerateCall::attempt_status(const Status& status) {
   Attempt& a = *attempt_;
   if (!a.local.ok()) return a.local;
   if (a.finish_reason.empty()) {
     if (!replica_->live) return unavailable("replica {} was taken out of rotation", replica_->id);
     if (status.ok())
-      return internal_error("replica {} ended the stream without finishing", replica_->id);
-    return Status(static_cast<StatusCode>(status.error_code()), status.error_message());
+      return internal_error("replica {} ended the request without finishing", replica_->id);
+    return status;
   }
   std::string tail;
   if (StatusOr<std::string> rest = a.decoder.flush(); rest.ok()) tail = *rest;
@@ -207,16 +195,16 @@ Status GenerateCall::attempt_status(const grpc::Status& status) {
   return ok_status();
 }
 
-void GenerateCall::on_stream_done(ShardStream* stream, const grpc::Status& grpc_status) {
+void GenerateCall::on_end(const Status& shard_status) {
   {
     std::lock_guard lock(mutex_);
-    stream_ = nullptr;
+    ++ended_attempts_;
+    session_.reset();
     // Cancelled by the client: that, not the shard's CANCELLED, is the outcome.
     if (!cancelled_.ok() && attempt_->local.ok()) attempt_->local = cancelled_;
   }
-  replica_->remove_call(&stream->context);
   --replica_->outstanding;
-  Status status = attempt_status(grpc_status);
+  Status status = attempt_status(shard_status);
   metrics_.add_generated_tokens(request_.model, attempt_->tokens);
   if (status.ok() || !is_replica_failure(status.code())) return finish(status);
   registry_.mark_dead(*replica_, status.message());
@@ -235,6 +223,7 @@ void GenerateCall::finish(const Status& status) {
     std::lock_guard lock(mutex_);
     done_ = true;
   }
+  deadline_.Cancel();
   metrics_.add_running(-1);
   metrics_.count_request(request_.model, std::string(status_code_name(status.code())));
   if (status.ok()) metrics_.observe_e2e(request_.model, seconds_since(start_));

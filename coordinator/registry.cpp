@@ -8,21 +8,17 @@
 
 namespace shardwise {
 
-void Replica::add_call(grpc::ClientContext* call) {
-  std::lock_guard lock(calls_mutex_);
-  calls_.insert(call);
-  // Taken out of rotation between pick() and here: do not start.
-  if (!live) call->TryCancel();
+Replica::~Replica() { close_session(); }
+
+std::shared_ptr<ReplicaSession> Replica::session() {
+  std::lock_guard lock(session_mutex_);
+  if (!session_ || session_->broken()) session_ = ReplicaSession::open(*stub, id);
+  return session_;
 }
 
-void Replica::remove_call(grpc::ClientContext* call) {
-  std::lock_guard lock(calls_mutex_);
-  calls_.erase(call);
-}
-
-void Replica::cancel_calls() {
-  std::lock_guard lock(calls_mutex_);
-  for (grpc::ClientContext* call : calls_) call->TryCancel();
+void Replica::close_session() {
+  std::lock_guard lock(session_mutex_);
+  if (session_) session_->close();
 }
 
 Registry::Registry(std::chrono::milliseconds heartbeat_interval, int missed_heartbeats,
@@ -60,7 +56,7 @@ StatusOr<std::string> Registry::register_replica(const v1::ModelCard& card) {
     std::erase_if(list, [&](const std::shared_ptr<Replica>& r) {
       if (r->card.address() != card.address()) return false;
       r->live = false;
-      r->cancel_calls();
+      r->close_session();
       return true;
     });
   }
@@ -109,7 +105,7 @@ void Registry::expire(std::chrono::steady_clock::time_point now) {
         r->live = false;
         log()->warn("replica {} ({}) missed {} heartbeats: out of rotation", r->id,
                     r->card.address(), missed_heartbeats_);
-        r->cancel_calls();
+        r->close_session();
       }
     }
   }
@@ -118,7 +114,7 @@ void Registry::expire(std::chrono::steady_clock::time_point now) {
 void Registry::mark_dead(Replica& replica, const std::string& why) {
   if (replica.live.exchange(false)) {
     log()->warn("replica {} ({}) out of rotation: {}", replica.id, replica.card.address(), why);
-    replica.cancel_calls();
+    replica.close_session();
   }
 }
 

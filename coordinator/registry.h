@@ -4,8 +4,6 @@
 // Thread-safe.
 #pragma once
 
-#include <grpcpp/client_context.h>
-
 #include <atomic>
 #include <chrono>
 #include <map>
@@ -16,6 +14,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "coordinator/replica_session.h"
 #include "models/tokenizer/tokenizer.h"
 #include "shardwise/v1/inference.pb.h"
 #include "shardwise/v1/shard.grpc.pb.h"
@@ -34,15 +33,16 @@ struct Replica {
   std::atomic<float> kv_cache_usage{0};             // from the last heartbeat
   std::chrono::steady_clock::time_point last_seen;  // guarded by the registry's mutex
 
-  // The calls streaming from this replica now: taking it out of rotation cancels them, so no
-  // request waits on a replica that stopped heartbeating.
-  void add_call(grpc::ClientContext* call);
-  void remove_call(grpc::ClientContext* call);
-  void cancel_calls();
+  ~Replica();
+  // The stream that carries this replica's requests, opened again if it broke.
+  std::shared_ptr<ReplicaSession> session();
+  // Breaks the stream, ending its requests, so that none waits on a replica that stopped
+  // heartbeating or was replaced.
+  void close_session();
 
  private:
-  std::mutex calls_mutex_;
-  std::set<grpc::ClientContext*> calls_;
+  std::mutex session_mutex_;
+  std::shared_ptr<ReplicaSession> session_;  // guarded by session_mutex_
 };
 
 struct RouterOptions {

@@ -29,26 +29,46 @@ EngineLoop::EngineLoop(ModelRunner& runner, EngineOptions options)
 
 EngineLoop::~EngineLoop() { stop(); }
 
-std::shared_ptr<EventQueue> EngineLoop::submit(Request request) {
-  auto queue = std::make_shared<EventQueue>();
+// Sinks are called with mutex_ released: they take their own locks, and call cancel().
+void EngineLoop::submit(Request request, std::shared_ptr<EventSink> sink) {
+  bool accepted = false;
   {
     std::lock_guard lock(mutex_);
-    if (stopping_) {
-      queue->push(unavailable("the shard is shutting down"));
-      return queue;
+    if (!stopping_) {
+      new_requests_.emplace_back(std::move(request), sink);
+      accepted = true;
     }
-    new_requests_.emplace_back(std::move(request), queue);
+  }
+  if (!accepted) {
+    sink->push(unavailable("the shard is shutting down"));
+    sink->flush();
+    return;
   }
   wake_.notify_one();
+}
+
+std::shared_ptr<EventQueue> EngineLoop::submit(Request request) {
+  auto queue = std::make_shared<EventQueue>();
+  submit(std::move(request), queue);
   return queue;
 }
 
-void EngineLoop::cancel(const std::shared_ptr<EventQueue>& queue) {
+void EngineLoop::cancel(const std::shared_ptr<EventSink>& sink) {
   {
     std::lock_guard lock(mutex_);
-    cancels_.push_back(queue);
+    cancels_.push_back(sink);
   }
   wake_.notify_one();
+}
+
+void EngineLoop::push(const std::shared_ptr<EventSink>& sink, StatusOr<StreamEvent> item) {
+  sink->push(std::move(item));
+  if (pushed_.empty() || pushed_.back() != sink) pushed_.push_back(sink);
+}
+
+void EngineLoop::flush_sinks() {
+  for (const auto& sink : pushed_) sink->flush();
+  pushed_.clear();
 }
 
 void EngineLoop::stop() {
@@ -66,29 +86,29 @@ EngineLoopStats EngineLoop::stats() const {
 
 // Moves the inbox into the engine. `live` holds the ids of admitted, unfinished requests.
 void EngineLoop::drain_inbox(Engine& engine, std::unordered_set<RequestId>& live) {
-  std::vector<std::pair<Request, std::shared_ptr<EventQueue>>> requests;
-  std::vector<std::shared_ptr<EventQueue>> cancels;
+  std::vector<std::pair<Request, std::shared_ptr<EventSink>>> requests;
+  std::vector<std::shared_ptr<EventSink>> cancels;
   {
     std::lock_guard lock(mutex_);
     requests.swap(new_requests_);
     cancels.swap(cancels_);
   }
-  for (auto& [request, queue] : requests) {
-    // The engine's copy of the callback keeps the queue alive until the last event.
-    request.on_event = [queue, &live](const StreamEvent& event) {
+  for (auto& [request, sink] : requests) {
+    // The engine's copy of the callback keeps the sink alive until the last event.
+    request.on_event = [this, sink, &live](const StreamEvent& event) {
       if (event.finish_reason) live.erase(event.request_id);
-      queue->push(event);
+      push(sink, event);
     };
     StatusOr<RequestId> id = engine.add_request(std::move(request));
     if (!id.ok()) {
-      queue->push(id.status());
+      push(sink, id.status());
       continue;
     }
-    queue->id_ = *id;
+    sink->id_ = *id;
     live.insert(*id);
   }
-  for (const auto& queue : cancels) {
-    if (queue->id_) engine.cancel(*queue->id_);
+  for (const auto& sink : cancels) {
+    if (sink->id_) engine.cancel(*sink->id_);
   }
 }
 
@@ -108,6 +128,7 @@ void EngineLoop::run() {
       Status status = engine.step();
       if (!status.ok()) log()->error("engine step: {}", status.to_string());
     }
+    flush_sinks();
     const BlockManager& blocks = engine.block_manager();
     running_ = engine.num_unfinished();
     waiting_ = static_cast<int>(engine.scheduler().waiting().size());
@@ -118,10 +139,13 @@ void EngineLoop::run() {
   // Shutting down: every unfinished request ends with kCancelled, sent by one last step.
   for (RequestId id : std::vector<RequestId>(live.begin(), live.end())) engine.cancel(id);
   if (engine.has_unfinished()) (void)engine.step();
-  std::lock_guard lock(mutex_);
-  for (auto& [request, queue] : new_requests_)
-    queue->push(unavailable("the shard is shutting down"));
-  new_requests_.clear();
+  std::vector<std::pair<Request, std::shared_ptr<EventSink>>> refused;
+  {
+    std::lock_guard lock(mutex_);
+    refused.swap(new_requests_);
+  }
+  for (auto& [request, sink] : refused) push(sink, unavailable("the shard is shutting down"));
+  flush_sinks();
 }
 
 }  // namespace shardwise

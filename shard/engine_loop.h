@@ -20,20 +20,33 @@
 
 namespace shardwise {
 
-// The events of one request, in order; filled by the loop thread, drained by one reader.
-// A request the engine rejects gets a single error item (e.g. INVALID_ARGUMENT).
-class EventQueue {
+// Where the events of one request go, in order. A request the engine rejects gets a single
+// error item (e.g. INVALID_ARGUMENT).
+class EventSink {
  public:
-  void push(StatusOr<StreamEvent> item);
+  virtual ~EventSink() = default;
+  // On the loop thread; must not block.
+  virtual void push(StatusOr<StreamEvent> item) = 0;
+  // On the loop thread, after a loop iteration pushed to this sink: a sink that gathers the
+  // events of many requests into one message sends it now.
+  virtual void flush() {}
+
+ private:
+  friend class EngineLoop;
+  std::optional<RequestId> id_;  // set and read on the loop thread only
+};
+
+// A sink drained by one reader thread.
+class EventQueue final : public EventSink {
+ public:
+  void push(StatusOr<StreamEvent> item) override;
   // Every item queued now, oldest first; waits up to `timeout` for the first (empty if none).
   std::vector<StatusOr<StreamEvent>> pop_all(std::chrono::milliseconds timeout);
 
  private:
-  friend class EngineLoop;
   std::mutex mutex_;
   std::condition_variable ready_;
   std::deque<StatusOr<StreamEvent>> items_;
-  std::optional<RequestId> id_;  // set and read on the loop thread only
 };
 
 struct EngineLoopStats {
@@ -48,10 +61,13 @@ class EngineLoop {
   EngineLoop(ModelRunner& runner, EngineOptions options);
   ~EngineLoop();  // stop()s
 
-  // Queues a request (its on_event is replaced); its events arrive on the returned queue.
+  // Queues a request (its on_event is replaced); its events go to `sink`, which the loop keeps
+  // until the last one.
+  void submit(Request request, std::shared_ptr<EventSink> sink);
+  // The same, with the events on a queue for a reader thread.
   std::shared_ptr<EventQueue> submit(Request request);
-  // Cancels the request behind `queue` (its last event will be kCancelled).
-  void cancel(const std::shared_ptr<EventQueue>& queue);
+  // Cancels the request behind `sink` (its last event will be kCancelled).
+  void cancel(const std::shared_ptr<EventSink>& sink);
   // Cancels everything still queued or running and joins the thread.
   void stop();
 
@@ -60,13 +76,17 @@ class EngineLoop {
  private:
   void run();
   void drain_inbox(Engine& engine, std::unordered_set<RequestId>& live);
+  // Pushes to `sink` and remembers it for flush_sinks().
+  void push(const std::shared_ptr<EventSink>& sink, StatusOr<StreamEvent> item);
+  void flush_sinks();
 
   ModelRunner& runner_;
   EngineOptions options_;
   mutable std::mutex mutex_;
   std::condition_variable wake_;
-  std::vector<std::pair<Request, std::shared_ptr<EventQueue>>> new_requests_;
-  std::vector<std::shared_ptr<EventQueue>> cancels_;
+  std::vector<std::pair<Request, std::shared_ptr<EventSink>>> new_requests_;
+  std::vector<std::shared_ptr<EventSink>> cancels_;
+  std::vector<std::shared_ptr<EventSink>> pushed_;  // loop thread only: flush after this iteration
   bool stopping_ = false;
   std::atomic<int> running_{0};
   std::atomic<int> waiting_{0};

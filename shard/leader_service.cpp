@@ -6,47 +6,11 @@
 #include <sstream>
 
 #include "common/logging.h"
+#include "shard/serve_stream.h"
+#include "shard/shard_protocol.h"
 
 namespace shardwise {
 namespace {
-
-Request to_request(const v1::ShardGenerateRequest& in) {
-  Request request;
-  request.prompt_ids.assign(in.prompt_ids().begin(), in.prompt_ids().end());
-  const v1::ShardSamplingParams& s = in.sampling();
-  SamplingParams& p = request.sampling;
-  p.temperature = s.temperature();
-  p.top_k = s.top_k();
-  p.top_p = s.top_p();
-  p.min_p = s.min_p();
-  p.repetition_penalty = s.repetition_penalty();
-  p.frequency_penalty = s.frequency_penalty();
-  p.presence_penalty = s.presence_penalty();
-  p.seed = s.seed();
-  p.max_tokens = s.max_tokens();
-  p.stop_token_ids.assign(s.stop_token_ids().begin(), s.stop_token_ids().end());
-  p.ignore_eos = s.ignore_eos();
-  if (s.has_logprobs()) p.logprobs = s.logprobs();
-  return request;
-}
-
-// Appends the event's token (if any) and finish reason to `out`.
-void add_event(const StreamEvent& event, v1::ShardGenerateResponse& out) {
-  if (event.token) {
-    v1::ShardToken* token = out.add_tokens();
-    token->set_token_id(*event.token);
-    if (event.logprobs) {
-      token->set_logprob(event.logprobs->logprob);
-      for (const auto& [id, logprob] : event.logprobs->top) {
-        v1::ShardTopLogprob* top = token->add_top_logprobs();
-        top->set_token_id(id);
-        top->set_logprob(logprob);
-      }
-    }
-  }
-  if (event.finish_reason)
-    out.set_finish_reason(std::string(finish_reason_name(*event.finish_reason)));
-}
 
 grpc::Status to_grpc(const Status& status) {
   return grpc::Status(static_cast<grpc::StatusCode>(status.code()), status.message());
@@ -89,21 +53,44 @@ grpc::Status ShardService::Generate(grpc::ServerContext* context,
         flush(message);
         return to_grpc(item.status());
       }
-      if (item->finish_reason == FinishReason::kError) {
+      if (Status failure = event_failure(*item); !failure.ok()) {
         flush(message);
-        return grpc::Status(grpc::StatusCode::INTERNAL, item->error);
+        return to_grpc(failure);
       }
-      if (item->finish_reason == FinishReason::kCancelled) {
-        flush(message);
-        return grpc::Status(grpc::StatusCode::CANCELLED, "request cancelled");
-      }
-      add_event(*item, message);
+      add_token(*item, *message.mutable_tokens());
       if (item->finish_reason) {
+        message.set_finish_reason(std::string(finish_reason_name(*item->finish_reason)));
         flush(message);
         return grpc::Status::OK;
       }
     }
     flush(message);
+  }
+}
+
+grpc::ServerBidiReactor<v1::ShardServeRequest, v1::ShardServeResponse>* ShardService::Serve(
+    grpc::CallbackServerContext*) {
+  auto [stream, reactor] = ServeStream::open(loop_);
+  bool draining = false;
+  {
+    std::lock_guard lock(mutex_);
+    std::erase_if(streams_, [](const auto& s) { return s.expired(); });
+    streams_.push_back(stream);
+    draining = draining_;
+  }
+  if (draining) stream->drain();
+  return reactor;
+}
+
+void ShardService::drain() {
+  std::vector<std::weak_ptr<ServeStream>> streams;
+  {
+    std::lock_guard lock(mutex_);
+    draining_ = true;
+    streams = streams_;
+  }
+  for (const auto& weak : streams) {
+    if (auto stream = weak.lock()) stream->drain();
   }
 }
 

@@ -1,5 +1,4 @@
-// The shard leader's network face: the Shard gRPC service (one streaming Generate per request,
-// served from an EngineLoop) and the Registrar, which registers the replica's model card with
+// The shard leader's network face: the Shard gRPC service (served from an EngineLoop) and the Registrar, which registers the replica's model card with
 // the coordinator and heartbeats, registering again whenever the coordinator forgets it, and
 // deregisters when the leader shuts down.
 #pragma once
@@ -12,21 +11,34 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "shard/engine_loop.h"
+#include "shard/serve_stream.h"
 #include "shardwise/v1/shard.grpc.pb.h"
 
 namespace shardwise {
 
-class ShardService final : public v1::Shard::Service {
+// Generate is synchronous (a handler thread per request, fine for tools and tests); Serve, the
+// coordinator's many-request stream, is a callback method (shard/serve_stream.h).
+class ShardService final : public v1::Shard::WithCallbackMethod_Serve<v1::Shard::Service> {
  public:
   explicit ShardService(EngineLoop& loop) : loop_(loop) {}
 
   grpc::Status Generate(grpc::ServerContext* context, const v1::ShardGenerateRequest* request,
                         grpc::ServerWriter<v1::ShardGenerateResponse>* writer) override;
+  grpc::ServerBidiReactor<v1::ShardServeRequest, v1::ShardServeResponse>* Serve(
+      grpc::CallbackServerContext* context) override;
+
+  // The leader is shutting down: Serve streams refuse new requests and end once their running
+  // ones finish, so that Server::Shutdown does not wait for its deadline.
+  void drain();
 
  private:
   EngineLoop& loop_;
+  std::mutex mutex_;
+  bool draining_ = false;                          // guarded by mutex_
+  std::vector<std::weak_ptr<ServeStream>> streams_;  // guarded by mutex_
 };
 
 // Reads the tokenizer files a model card carries from a Hugging Face model folder.

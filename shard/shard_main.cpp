@@ -192,6 +192,7 @@ int serve(const ShardOptions& o, const ParallelConfig& config, ModelRunner& runn
     while (!g_stop_requested) std::this_thread::sleep_for(std::chrono::milliseconds(100));
     log()->info("shutting down: draining requests");
   }
+  service.drain();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(10));
   loop.stop();
   return 0;
