@@ -70,7 +70,12 @@ void ReplicaSession::cancel(uint64_t id, const Status& why) {
   end(*entry, why);
 }
 
-void ReplicaSession::close() { context_.TryCancel(); }
+void ReplicaSession::close() {
+  // Under mutex_, so that OnDone cannot finish the call meanwhile; TryCancel runs no reaction
+  // on this thread.
+  std::lock_guard lock(mutex_);
+  if (!done_) context_.TryCancel();
+}
 
 bool ReplicaSession::broken() const {
   std::lock_guard lock(mutex_);
@@ -116,7 +121,7 @@ void ReplicaSession::OnDone(const grpc::Status& status) {
   std::unordered_map<uint64_t, std::shared_ptr<Entry>> running;
   {
     std::lock_guard lock(mutex_);
-    broken_ = true;
+    broken_ = done_ = true;
     running.swap(running_);
     outbox_.clear();
   }
