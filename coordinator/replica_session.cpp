@@ -15,9 +15,9 @@ struct ReplicaSession::Entry {
   explicit Entry(std::shared_ptr<ShardRequestListener> l) : listener(std::move(l)) {}
   std::shared_ptr<ShardRequestListener> listener;
   std::mutex mutex;
-  bool delivering = false;           // guarded by mutex: on_update is running
-  bool ended = false;                // guarded by mutex: on_end was called
-  std::optional<Status> deferred;    // guarded by mutex: an end that came while delivering
+  bool delivering = false;         // guarded by mutex: on_update is running
+  bool ended = false;              // guarded by mutex: on_end was called
+  std::optional<Status> deferred;  // guarded by mutex: an end that came while delivering
 };
 
 std::shared_ptr<ReplicaSession> ReplicaSession::open(v1::Shard::Stub& stub, std::string replica) {
@@ -153,10 +153,9 @@ void ReplicaSession::deliver(uint64_t id, const v1::ShardRequestUpdate& update) 
     entry->delivering = false;
     if (!entry->ended) {
       if (is_last(update)) {
-        end_now = update.error_code() == 0
-                      ? ok_status()
-                      : Status(static_cast<StatusCode>(update.error_code()),
-                               update.error_message());
+        end_now = update.error_code() == 0 ? ok_status()
+                                           : Status(static_cast<StatusCode>(update.error_code()),
+                                                    update.error_message());
       } else if (entry->deferred) {
         end_now = *entry->deferred;
       }

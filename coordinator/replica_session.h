@@ -77,7 +77,7 @@ class ReplicaSession final
   bool write_in_flight_ = false;                                  // guarded by mutex_
   bool broken_ = false;                                           // guarded by mutex_
   bool hold_released_ = false;                                    // guarded by mutex_
-  bool done_ = false;  // guarded by mutex_: OnDone ran, the call is gone
+  bool done_ = false;                     // guarded by mutex_: OnDone ran, the call is gone
   std::shared_ptr<ReplicaSession> self_;  // keeps the session alive until OnDone
 };
 

@@ -1,7 +1,7 @@
 // A thread that owns an Engine and its ModelRunner, so that many gRPC handler threads can
 // share one replica: submit() and cancel() post to a mutex-protected inbox, the loop thread
 // adds and cancels requests, steps while work exists, and hands each event to the request's
-// own queue. The Engine itself stays single-threaded.
+// sink. The Engine itself stays single-threaded.
 #pragma once
 
 #include <atomic>
@@ -25,7 +25,8 @@ namespace shardwise {
 class EventSink {
  public:
   virtual ~EventSink() = default;
-  // On the loop thread; must not block.
+  // On the loop thread (or on submit()'s caller, for a request refused while the loop stops);
+  // must not block.
   virtual void push(StatusOr<StreamEvent> item) = 0;
   // On the loop thread, after a loop iteration pushed to this sink: a sink that gathers the
   // events of many requests into one message sends it now.

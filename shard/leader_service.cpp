@@ -6,7 +6,6 @@
 #include <sstream>
 
 #include "common/logging.h"
-#include "shard/serve_stream.h"
 #include "shard/shard_protocol.h"
 
 namespace shardwise {
@@ -105,9 +104,8 @@ StatusOr<v1::ModelCard> read_model_card(const std::string& model_dir) {
   return card;
 }
 
-Registrar::Registrar(std::string coordinator,
-                     std::shared_ptr<grpc::ChannelCredentials> credentials, v1::ModelCard card,
-                     const EngineLoop& loop)
+Registrar::Registrar(std::string coordinator, std::shared_ptr<grpc::ChannelCredentials> credentials,
+                     v1::ModelCard card, const EngineLoop& loop)
     : coordinator_(std::move(coordinator)),
       stub_(v1::Registry::NewStub(grpc::CreateChannel(coordinator_, std::move(credentials)))),
       card_(std::move(card)),

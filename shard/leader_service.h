@@ -1,13 +1,14 @@
-// The shard leader's network face: the Shard gRPC service (served from an EngineLoop) and the Registrar, which registers the replica's model card with
-// the coordinator and heartbeats, registering again whenever the coordinator forgets it, and
-// deregisters when the leader shuts down.
+// The shard leader's network face: the Shard gRPC service (served from an EngineLoop) and the
+// Registrar, which registers the replica's model card with the coordinator and heartbeats,
+// registering again whenever the coordinator forgets it, and deregisters when the leader shuts
+// down.
 #pragma once
 
 #include <grpcpp/security/credentials.h>
 
 #include <atomic>
-#include <memory>
 #include <condition_variable>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -37,7 +38,7 @@ class ShardService final : public v1::Shard::WithCallbackMethod_Serve<v1::Shard:
  private:
   EngineLoop& loop_;
   std::mutex mutex_;
-  bool draining_ = false;                          // guarded by mutex_
+  bool draining_ = false;                            // guarded by mutex_
   std::vector<std::weak_ptr<ServeStream>> streams_;  // guarded by mutex_
 };
 

@@ -57,11 +57,11 @@ class ServeStream : public std::enable_shared_from_this<ServeStream> {
   std::mutex mutex_;
   Reactor* reactor_ = nullptr;  // guarded by mutex_; null once gRPC is done with the call
   std::unordered_map<uint64_t, std::shared_ptr<RequestSink>> requests_;  // running ones
-  v1::ShardServeResponse pending_;                  // the next message
+  v1::ShardServeResponse pending_;                                       // the next message
   std::unordered_map<uint64_t, int> pending_index_;  // request id -> its update in pending_
-  v1::ShardServeResponse writing_;                  // the message being written
+  v1::ShardServeResponse writing_;                   // the message being written
   bool write_in_flight_ = false;
-  bool closed_ = false;    // the client is done: its requests are cancelled, output dropped
+  bool closed_ = false;  // the client is done: its requests are cancelled, output dropped
   bool draining_ = false;
   bool finished_ = false;  // Finish was called
 };

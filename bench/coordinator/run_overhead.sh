@@ -1,28 +1,14 @@
 #!/usr/bin/env bash
 # Runs overhead.py against a coordinator and one TP=1 stories260K shard started here on
-# loopback, with stubs generated from the project's proto, and stops both afterwards.
+# loopback (tests/coordinator/loopback.sh), with stubs generated from the project's proto, and
+# stops both afterwards.
 # Usage: bench/coordinator/run_overhead.sh [BUILD_DIR]   (default: build)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${1:-$root/build}
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-python=/usr/bin/python3
-protoc --proto_path="$root/proto" --python_out="$work" --grpc_out="$work" \
-  --plugin=protoc-gen-grpc="$(command -v grpc_python_plugin)" \
-  "$root/proto/shardwise/v1/inference.proto" "$root/proto/shardwise/v1/shard.proto"
-read -r grpc_port http_port shard_port <<<"$("$python" -c "
-import socket
-socks = [socket.socket() for _ in range(3)]
-for s in socks: s.bind(('127.0.0.1', 0))
-print(' '.join(str(s.getsockname()[1]) for s in socks))")"
+. "$root/tests/coordinator/loopback.sh"
+python_stubs "$root/proto"
+read -r grpc_port http_port shard_port <<<"$(free_ports 3)"
 
 "$build/bin/shardwise-coordinator" --grpc "127.0.0.1:$grpc_port" --http "127.0.0.1:$http_port" \
   --log-level warn >"$work/coordinator.log" 2>&1 &

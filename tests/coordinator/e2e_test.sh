@@ -10,38 +10,11 @@ shift 4
 mpirun=("$@")
 here=$(cd "$(dirname "$0")" && pwd)
 model=$(cd "$here/../.." && pwd)/assets/models/stories260K
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for _ in $(seq 50); do  # up to 5 s to drain and exit, then no mercy
-    alive=0
-    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
-    [ $alive -eq 0 ] && break
-    sleep 0.1
-  done
-  for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+. "$here/loopback.sh"
 
-# Debian's python3-grpcio lives with the system interpreter, not with a pyenv one on PATH.
-python=/usr/bin/python3
-[ -x "$python" ] || python=$(command -v python3)
 "$python" -c "import grpc, google.protobuf" 2>/dev/null ||
   { echo "SKIP: python3-grpcio / python3-protobuf are not installed"; exit 0; }
-protoc --proto_path="$proto_dir" --python_out="$work" --grpc_out="$work" \
-  --plugin=protoc-gen-grpc="$(command -v grpc_python_plugin)" \
-  "$proto_dir/shardwise/v1/inference.proto" "$proto_dir/shardwise/v1/shard.proto"
-
-free_ports() {  # N free TCP ports on loopback
-  "$python" -c "
-import socket, sys
-socks = [socket.socket() for _ in range($1)]
-for s in socks: s.bind(('127.0.0.1', 0))
-print(' '.join(str(s.getsockname()[1]) for s in socks))"
-}
+python_stubs "$proto_dir"
 read -r grpc_port http_port group_port pool_port _ <<<"$(free_ports 5)"
 key=e2e-secret
 

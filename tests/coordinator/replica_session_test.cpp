@@ -3,13 +3,14 @@
 // stream, each gets exactly its own tokens, and every way a request can end (finish, cancel,
 // an invalid request, the listener stopping it, the stream breaking, the leader draining)
 // ends it once with the right status.
+#include "coordinator/replica_session.h"
+
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
 #include <condition_variable>
 #include <mutex>
 
-#include "coordinator/replica_session.h"
 #include "shard/leader_service.h"
 #include "tests/unit/engine/fake_model_runner.h"
 

@@ -12,30 +12,17 @@ set -euo pipefail
 coordinator=$1 shard=$2 proto_dir=$3
 here=$(cd "$(dirname "$0")" && pwd)
 model=$(cd "$here/../.." && pwd)/assets/models/stories260K
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+. "$here/loopback.sh"
 fail() {
   echo "FAIL: $*"
   for log in "$work"/*.log; do echo "--- $log"; tail -20 "$log"; done
   exit 1
 }
 
-python=/usr/bin/python3
-[ -x "$python" ] || python=$(command -v python3)
 command -v openssl >/dev/null || { echo "SKIP: openssl is not installed"; exit 0; }
 openssl req -x509 -newkey rsa:2048 -nodes -keyout "$work/key.pem" -out "$work/cert.pem" -days 2 \
   -subj "/CN=localhost" -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" 2>/dev/null
-read -r grpc_port http_port shard_port <<<"$("$python" -c "
-import socket
-socks = [socket.socket() for _ in range(3)]
-for s in socks: s.bind(('127.0.0.1', 0))
-print(' '.join(str(s.getsockname()[1]) for s in socks))")"
+read -r grpc_port http_port shard_port <<<"$(free_ports 3)"
 
 cat >"$work/coordinator.yaml" <<EOF
 # A coordinator for one model, over TLS, with an API key.
@@ -100,8 +87,7 @@ body=$(https -H "Authorization: Bearer tls-secret" "https://localhost:$http_port
   -d '{"model": "stories260K", "prompt": "Once upon a time", "max_tokens": 4}')
 echo "$body" | grep -q '"completion_tokens":4' || fail "HTTPS completion: $body"
 
-protoc --proto_path="$proto_dir" --python_out="$work" --grpc_out="$work" \
-  --plugin=protoc-gen-grpc="$(command -v grpc_python_plugin)" "$proto_dir/shardwise/v1/inference.proto"
+python_stubs "$proto_dir"
 PYTHONPATH="$work" timeout 60 "$python" - "$grpc_port" "$work/cert.pem" <<'EOF' ||
 import sys
 import grpc
