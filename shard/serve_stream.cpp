@@ -71,16 +71,18 @@ void ServeStream::drain() {
 void ServeStream::on_request(const v1::ShardServeRequest& request) {
   const uint64_t id = request.request_id();
   std::shared_ptr<RequestSink> sink;
+  Status failure;
   Reactor* reactor = nullptr;
   bool write = false;
   {
     std::lock_guard lock(mutex_);
     reactor = reactor_;
     auto it = requests_.find(id);
-    if (request.has_start()) {
-      if (it != requests_.end()) {
-        fail_locked(id, invalid_argument("request id {} is already running on this stream", id));
-      } else if (draining_) {
+    if (request.has_start() && it != requests_.end()) {
+      // Its answer could not be told from the running request's: the client is broken.
+      failure = invalid_argument("request id {} is already running on this stream", id);
+    } else if (request.has_start()) {
+      if (draining_) {
         fail_locked(id, unavailable("the shard is shutting down"));
       } else {
         sink = std::make_shared<RequestSink>(shared_from_this(), id);
@@ -92,6 +94,10 @@ void ServeStream::on_request(const v1::ShardServeRequest& request) {
     write = take_pending_locked();
   }
   act(reactor, write, false);
+  if (!failure.ok()) {
+    return on_closed(
+        grpc::Status(static_cast<grpc::StatusCode>(failure.code()), failure.message()));
+  }
   if (!sink) return;
   if (!request.has_start()) return loop_.cancel(sink);
   loop_.submit(to_request(request.start()), sink);
@@ -118,13 +124,14 @@ void ServeStream::on_write_done(bool ok) {
   act(reactor, write, finish);
 }
 
-void ServeStream::on_closed() {
+void ServeStream::on_closed(const grpc::Status& status) {
   std::unordered_map<uint64_t, std::shared_ptr<RequestSink>> requests;
   Reactor* reactor = nullptr;
   bool finish = false;
   {
     std::lock_guard lock(mutex_);
     reactor = reactor_;
+    if (!closed_) end_status_ = status;
     closed_ = true;
     requests.swap(requests_);
     finish = finish_due_locked();
@@ -202,7 +209,7 @@ bool ServeStream::finish_due_locked() {
 // Finish only while no write is in flight, so the reactor cannot be deleted under either call.
 void ServeStream::act(Reactor* reactor, bool write, bool finish) {
   if (write) reactor->StartWrite(&writing_);
-  if (finish) reactor->Finish(grpc::Status::OK);
+  if (finish) reactor->Finish(end_status_);
 }
 
 }  // namespace shardwise

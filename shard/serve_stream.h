@@ -34,8 +34,9 @@ class ServeStream : public std::enable_shared_from_this<ServeStream> {
   // From the reactor, on gRPC threads.
   void on_request(const v1::ShardServeRequest& request);
   void on_write_done(bool ok);
-  // The client half-closed or went away: cancels every request.
-  void on_closed();
+  // The client half-closed or went away, or broke the protocol (`status`, which ends the
+  // stream): cancels every request.
+  void on_closed(const grpc::Status& status = grpc::Status::OK);
   void on_reactor_done();
 
   // From the request sinks, on the loop thread.
@@ -63,7 +64,8 @@ class ServeStream : public std::enable_shared_from_this<ServeStream> {
   bool write_in_flight_ = false;
   bool closed_ = false;  // the client is done: its requests are cancelled, output dropped
   bool draining_ = false;
-  bool finished_ = false;  // Finish was called
+  bool finished_ = false;    // Finish was called
+  grpc::Status end_status_;  // what Finish says; set with closed_
 };
 
 }  // namespace shardwise

@@ -2,7 +2,8 @@
 // over an EngineLoop on the fake runner) on loopback, in one process: many requests share one
 // stream, each gets exactly its own tokens, and every way a request can end (finish, cancel,
 // an invalid request, the listener stopping it, the stream breaking, the leader draining)
-// ends it once with the right status.
+// ends it once with the right status. Then the Serve protocol's own rules, through a raw
+// stream: a reused id, unknown cancels, and a client that half-closes.
 #include "coordinator/replica_session.h"
 
 #include <grpcpp/grpcpp.h>
@@ -233,6 +234,93 @@ TEST_F(ReplicaSessionTest, ALeaderThatGoesAwayEndsItsRequestsUnavailable) {
   Status status = a->wait();
   EXPECT_EQ(status.code(), StatusCode::kUnavailable);
   EXPECT_NE(status.message().find("replica-1"), std::string::npos) << status.message();
+}
+
+// The Serve protocol as any client sees it, through a raw synchronous stream.
+class ServeStreamTest : public ReplicaSessionTest {
+ protected:
+  using Stream = grpc::ClientReaderWriter<v1::ShardServeRequest, v1::ShardServeResponse>;
+
+  std::unique_ptr<Stream> open_stream() {
+    context_.set_deadline(std::chrono::system_clock::now() + seconds(20));
+    return stub_->Serve(&context_);
+  }
+  static v1::ShardServeRequest start(uint64_t id, v1::ShardGenerateRequest request) {
+    v1::ShardServeRequest message;
+    message.set_request_id(id);
+    *message.mutable_start() = std::move(request);
+    return message;
+  }
+  // Reads until request `id` ends; returns its last update, with every token it got.
+  static v1::ShardRequestUpdate read_until_end(Stream& stream, uint64_t id) {
+    v1::ShardRequestUpdate all;
+    v1::ShardServeResponse message;
+    while (stream.Read(&message)) {
+      for (const auto& update : message.updates()) {
+        if (update.request_id() != id) continue;
+        all.mutable_tokens()->MergeFrom(update.tokens());
+        if (!update.finish_reason().empty() || update.error_code() != 0) {
+          all.set_request_id(id);
+          all.set_finish_reason(update.finish_reason());
+          all.set_error_code(update.error_code());
+          all.set_error_message(update.error_message());
+          return all;
+        }
+      }
+    }
+    ADD_FAILURE() << "the stream ended before request " << id;
+    return all;
+  }
+
+  grpc::ClientContext context_;
+};
+
+TEST_F(ServeStreamTest, ReusingTheIdOfARunningRequestEndsTheStream) {
+  // Its answer could not be told from the running request's, so the shard ends the stream.
+  auto stream = open_stream();
+  ASSERT_TRUE(stream->Write(start(7, greedy_request({1, 3}, 4000))));
+  ASSERT_TRUE(stream->Write(start(7, greedy_request({1, 4}, 5))));
+  v1::ShardServeResponse message;
+  while (stream->Read(&message)) {
+  }
+  grpc::Status status = stream->Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(status.error_message().find("request id 7 is already running"), std::string::npos)
+      << status.error_message();
+  for (int i = 0; i < 500 && loop_.stats().running > 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(loop_.stats().running, 0) << "the ended stream's request still runs";
+}
+
+TEST_F(ServeStreamTest, CancellingAnUnknownIdIsIgnoredAndACancelEndsTheRequest) {
+  auto stream = open_stream();
+  v1::ShardServeRequest cancel;
+  cancel.set_request_id(99);
+  cancel.set_cancel(true);
+  ASSERT_TRUE(stream->Write(cancel));
+  ASSERT_TRUE(stream->Write(start(1, greedy_request({1, 3}, 4000))));
+  cancel.set_request_id(1);
+  ASSERT_TRUE(stream->Write(cancel));
+  v1::ShardRequestUpdate last = read_until_end(*stream, 1);
+  EXPECT_EQ(last.error_code(), static_cast<int>(StatusCode::kCancelled));
+  EXPECT_LT(last.tokens_size(), 4000);
+}
+
+TEST_F(ServeStreamTest, HalfClosingCancelsTheStreamsRequests) {
+  auto stream = open_stream();
+  ASSERT_TRUE(stream->Write(start(1, greedy_request({1, 3}, 4000))));
+  ASSERT_TRUE(stream->Write(start(2, greedy_request({1, 5}, 4000))));
+  v1::ShardServeResponse message;
+  ASSERT_TRUE(stream->Read(&message));  // they are running
+  ASSERT_TRUE(stream->WritesDone());
+  while (stream->Read(&message)) {
+  }
+  EXPECT_TRUE(stream->Finish().ok());
+  for (int i = 0; i < 500 && loop_.stats().running > 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(loop_.stats().running, 0) << "the engine still runs a closed stream's requests";
 }
 
 }  // namespace
