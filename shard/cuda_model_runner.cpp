@@ -82,7 +82,6 @@ StatusOr<DType> parse_dtype(const std::string& name) {
   return invalid_argument("--dtype {}: the CUDA model computes in bf16 or f32", name);
 }
 
-
 }  // namespace
 
 StatusOr<std::unique_ptr<DeviceReplica>> make_cuda_replica(
