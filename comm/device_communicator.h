@@ -8,6 +8,7 @@
 #include <cuda_runtime.h>
 
 #include <cstddef>
+#include <string>
 
 #include "common/dtype.h"
 
@@ -25,6 +26,10 @@ class DeviceCommunicator {
   // order, ordered on `stream`.
   virtual void all_gather(const void* send, std::size_t count, void* recv, DType dtype,
                           cudaStream_t stream) = 0;
+  // Puts the work enqueued so far on `stream` under the collective timeout, named `what` in the
+  // log line: for a CUDA graph launch whose captured collectives are not watched by themselves.
+  // Nothing to do for communicators without a watchdog.
+  virtual void watch(cudaStream_t /*stream*/, std::string /*what*/) {}
 };
 
 // The group of one: all_reduce_sum does nothing; all_gather copies on the stream.

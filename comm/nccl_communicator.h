@@ -45,7 +45,7 @@ class NcclCommunicator final : public DeviceCommunicator {
 
   // Puts the work enqueued so far on `stream` under the watchdog, named `what` in the log line:
   // for a CUDA graph launch containing collectives. Does nothing while `stream` is capturing.
-  void watch(cudaStream_t stream, std::string what);
+  void watch(cudaStream_t stream, std::string what) override;
 
   ncclComm_t nccl_comm() const { return comm_; }
 

@@ -131,7 +131,7 @@ struct CudaLlamaModel::Buffers {
   void* attended = nullptr;       // [tokens, local_heads * head_dim] T
   void* gate_up = nullptr;        // [tokens, 2 * local_ffn] T
   void* activated = nullptr;      // [tokens, local_ffn] T
-  void* row_hidden = nullptr;     // [tokens, hidden] T: the logit rows' hidden states
+  void* row_hidden = nullptr;     // [rows, hidden] T: the logit rows' hidden states
   float* local_logits = nullptr;  // [rows, padded_local_vocab]
   float* gathered = nullptr;      // [tp, rows, padded_local_vocab] (tp > 1)
   float* logits = nullptr;        // [rows, vocab]
@@ -292,7 +292,8 @@ void CudaLlamaModel::ensure_capacity(int n_tokens, int n_rows, int n_seqs, int t
       {&b.attended, n * q_width * element},
       {&b.gate_up, n * 2 * ffn * element},
       {&b.activated, n * ffn * element},
-      {&b.row_hidden, n * hidden * element},
+      // logit rows may repeat a token: there can be more of them than tokens
+      {&b.row_hidden, rows * hidden * element},
       {reinterpret_cast<void**>(&b.local_logits),
        rows * weights_.padded_local_vocab * sizeof(float)},
       {reinterpret_cast<void**>(&b.gathered),
@@ -575,6 +576,9 @@ StatusOr<const float*> CudaLlamaModel::run_decode_graph(const ForwardBatch& batc
   auto found = graphs_.find(key);
   if (found != graphs_.end()) {
     CUDA_CHECK(cudaGraphLaunch(found->second->exec, stream_));
+    // Captured collectives record no events of their own: without this a rank that died
+    // during a replayed step would leave this one waiting in cudaStreamSynchronize forever.
+    comm_.watch(stream_, "a decode graph replay (its all-reduces and all-gather)");
     ++graph_replays_;
   } else {
     // The first step of a bucket runs eagerly (choosing GEMM algorithms, warming up), then the
@@ -607,6 +611,13 @@ StatusOr<std::vector<float>> CudaLlamaModel::forward(const ForwardBatch& batch,
   }
   CUDA_CHECK(cudaStreamSynchronize(stream_));
   return host;
+}
+
+Status CudaLlamaModel::forward_discarding_logits(const ForwardBatch& batch, CudaKvCache& cache) {
+  SW_RETURN_IF_ERROR(run(batch, cache).status());
+  // The next step's upload reuses the pinned input buffer: this one's copies must be done.
+  CUDA_CHECK(cudaStreamSynchronize(stream_));
+  return ok_status();
 }
 
 StatusOr<std::vector<int32_t>> CudaLlamaModel::forward_and_sample(

@@ -94,6 +94,9 @@ class CudaLlamaModel {
   // batch.logit_rows[i]) and copies only the token ids back.
   StatusOr<std::vector<int32_t>> forward_and_sample(const ForwardBatch& batch, CudaKvCache& cache,
                                                     std::span<const cuda::SamplingRow> rows);
+  // As forward(), but the logits stay on the device: a tensor-parallel follower's step, which
+  // takes part in every collective and samples nothing. Returns when the step has finished.
+  Status forward_discarding_logits(const ForwardBatch& batch, CudaKvCache& cache);
 
   // Decode steps replayed from a graph so far (tests, benchmarks).
   long graph_replays() const { return graph_replays_; }

@@ -106,8 +106,9 @@ StatusOr<std::unique_ptr<DeviceReplica>> make_cuda_replica(
   model_options.dtype = dtype;
   model_options.random_weights = options.random_weights;
   // Host-staged collectives synchronise the stream on the host: they cannot be captured.
-  model_options.cuda_graphs = options.cuda_graphs && dynamic_cast<HostStagedCommunicator*>(
-                                                         replica->device_comm_.get()) == nullptr;
+  const bool host_staged =
+      dynamic_cast<HostStagedCommunicator*>(replica->device_comm_.get()) != nullptr;
+  model_options.cuda_graphs = options.cuda_graphs && !host_staged;
 
   auto model = load_cuda_llama_model(model_dir, *replica->device_comm_, model_options);
   if (!model.ok()) log()->error("{}", model.status().to_string());
@@ -122,8 +123,12 @@ StatusOr<std::unique_ptr<DeviceReplica>> make_cuda_replica(
 
   StatusOr<int> blocks = num_kv_blocks;
   if (num_kv_blocks <= 0) {
+    // Host-staged ranks share GPUs (all of them on a one-GPU machine) and measure the same free
+    // memory before any of them allocates its cache: each may take only its share of it, or
+    // every rank after the first fails to allocate.
+    const int sharing = host_staged ? replica->device_comm_->size() : 1;
     blocks = cuda_kv_blocks_for_budget(cuda_model, block_size, options.kv_cache_gb,
-                                       options.kv_cache_fraction, block_size);
+                                       options.kv_cache_fraction / sharing, block_size);
   }
   if (!blocks.ok()) log()->error("{}", blocks.status().to_string());
   if (any_rank_failed(group, !blocks.ok())) {

@@ -26,6 +26,9 @@ class CudaModelRunner final : public ModelRunner {
   StatusOr<std::vector<float>> execute(const ForwardBatch& batch) override {
     return model_.forward(batch, cache_);
   }
+  Status execute_discarding_logits(const ForwardBatch& batch) override {
+    return model_.forward_discarding_logits(batch, cache_);
+  }
   bool samples_on_device() const override { return true; }
   // Samples each logit row on the device: a step copies back only token ids.
   StatusOr<std::vector<int32_t>> execute_and_sample(const ForwardBatch& batch,

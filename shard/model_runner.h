@@ -35,6 +35,11 @@ class ModelRunner {
   // Runs one step: writes the batch's K/V into the cache and returns the logits of
   // batch.logit_rows over the full vocabulary, [n_rows, vocab_size].
   virtual StatusOr<std::vector<float>> execute(const ForwardBatch& batch) = 0;
+  // As execute(), for a tensor-parallel follower, which needs no logits: a runner whose logits
+  // live on a device leaves them there instead of copying [n_rows, vocab] floats back.
+  virtual Status execute_discarding_logits(const ForwardBatch& batch) {
+    return execute(batch).status();
+  }
   // The checks execute() makes first (ids, positions, slots, block tables), running nothing.
   virtual Status validate(const ForwardBatch& batch) const = 0;
 

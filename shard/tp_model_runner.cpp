@@ -58,7 +58,7 @@ Status run_follower_loop(ModelRunner& local, Communicator& comm) {
       log()->debug("follower: shutdown after {} steps", steps);
       return ok_status();
     }
-    SW_RETURN_IF_ERROR(local.execute(plan.batch).status());
+    SW_RETURN_IF_ERROR(local.execute_discarding_logits(plan.batch));
   }
 }
 

@@ -24,7 +24,8 @@ class LeaderModelRunner final : public ModelRunner {
   StatusOr<std::vector<float>> execute(const ForwardBatch& batch) override;
   Status validate(const ForwardBatch& batch) const override { return local_.validate(batch); }
   bool samples_on_device() const override { return local_.samples_on_device(); }
-  // Followers run the plan with execute(): the same collectives; only the leader samples.
+  // Followers run the plan with execute_discarding_logits(): the same collectives; only the
+  // leader samples.
   StatusOr<std::vector<int32_t>> execute_and_sample(const ForwardBatch& batch,
                                                     std::span<const RowSampling> rows) override;
 

@@ -2,7 +2,8 @@
 //   - decode: `--batch` sequences of `--context` cached tokens, one token each per step, sampled
 //     greedily on the device (only ids come back), CUDA graphs unless --no-cuda-graphs;
 //     tokens/s and the step time (median of --steps after --warmup, CUDA events around the
-//     whole step, host work included), against the roofline weight bytes / 3.0 TB/s;
+//     whole step, host work included), against the roofline weight bytes / --peak-tbps
+//     (the card's measured device-to-device copy rate: bin/bandwidth_bench);
 //   - prefill: one sequence of --prefill tokens in one forward pass, in TFLOP/s, counting
 //     2 * (this rank's matmul parameters) * tokens + causal attention 2 * 2 * heads * head_dim *
 //     tokens * (tokens + 1) / 2 per layer (QK^T and PV), plus lm_head for the one logit row.
@@ -29,10 +30,9 @@
 namespace shardwise {
 namespace {
 
-constexpr double kHbmBytesPerSecond = 3.0e12;  // measured device-to-device copy (README)
-
 struct BenchOptions {
   std::string model_dir = SHARDWISE_SOURCE_DIR "/bench/gpu/configs/llama-3-8b";
+  double peak_tbps = 3.0;  // memory bandwidth of the roofline: the H100's measured copy rate
   int tp = 1;
   int rank = 0;
   std::vector<int> batch{1};
@@ -151,7 +151,7 @@ void bench_decode(CudaLlamaModel& model, const BenchOptions& o, int n_seqs) {
     if (i >= o.warmup) ms.push_back(t);
   }
   const double step_ms = median(ms);
-  const double roofline_ms = model.weight_bytes() / kHbmBytesPerSecond * 1e3;
+  const double roofline_ms = model.weight_bytes() / (o.peak_tbps * 1e12) * 1e3;
   std::printf(
       "decode  tp %d rank %d batch %3d context %5d: %8.3f ms/step  %9.1f tokens/s  "
       "(roofline %.3f ms/step = %.1f tokens/s at batch 1; %.0f%% of it; graphs %s, %ld replays)\n",
@@ -215,7 +215,7 @@ int run(const BenchOptions& o) {
       "weights (roofline at %.1f TB/s: %.3f ms per decode step)\n",
       o.model_dir.c_str(), c.num_hidden_layers, c.hidden_size, c.num_attention_heads,
       c.num_key_value_heads, c.vocab_size, o.rank, o.tp, (*model)->weight_bytes() / double(1 << 30),
-      kHbmBytesPerSecond / 1e12, (*model)->weight_bytes() / kHbmBytesPerSecond * 1e3);
+      o.peak_tbps, (*model)->weight_bytes() / (o.peak_tbps * 1e12) * 1e3);
   for (int b : o.batch) bench_decode(**model, o, b);
   if (o.prefill > 0) bench_prefill(**model, o);
   return 0;
@@ -238,9 +238,12 @@ int main(int argc, char** argv) {
   app.add_option("--prefill", o.prefill, "Prefill tokens (0: skip)")->capture_default_str();
   app.add_option("--block-size", o.block_size, "KV cache block size")->capture_default_str();
   app.add_flag("--no-cuda-graphs", o.no_cuda_graphs, "Decode eagerly");
+  app.add_option("--peak-tbps", o.peak_tbps, "Memory bandwidth of the roofline (TB/s)")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
-  if (o.tp < 1 || o.rank < 0 || o.rank >= o.tp || o.steps < 1 || o.batch.empty()) {
-    std::fprintf(stderr, "need 0 <= --rank < --tp, --steps >= 1 and a --batch\n");
+  if (o.tp < 1 || o.rank < 0 || o.rank >= o.tp || o.steps < 1 || o.batch.empty() ||
+      !(o.peak_tbps > 0)) {
+    std::fprintf(stderr, "need 0 <= --rank < --tp, --steps >= 1, a --batch and --peak-tbps > 0\n");
     return 2;
   }
   shardwise::set_log_level("warn");

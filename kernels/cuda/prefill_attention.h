@@ -14,7 +14,8 @@ namespace shardwise::cuda {
 // be prefilled in chunks and a chunk may follow cached prefix blocks. Decode tokens (query_len
 // 1) are a special case, so a mixed batch runs through this one kernel.
 // GQA as in paged_attention_decode.h; fp32 accumulation; T is float, __nv_bfloat16 or __half;
-// head_dim 64 and 128 specialised, any even head_dim up to 256 correct.
+// head_dim 64 and 128 specialised (on tensor cores for bf16/fp16), any even head_dim up to 256
+// correct.
 template <typename T>
 void launch_prefill_attention(
     T* out,                       // [n_tokens, n_heads, head_dim]

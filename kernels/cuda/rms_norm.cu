@@ -26,10 +26,13 @@ __device__ float block_sum(float value) {
   return warp_sums[0];
 }
 
-// grid: (n_tokens), block: (kThreads); one block normalises one row.
+// grid: (n_tokens), block: (kThreads); one block normalises one row. out and in are not
+// __restrict__: out may alias in (the header's contract).
 template <typename T>
-__global__ void rms_norm_kernel(T* __restrict__ out, const T* __restrict__ in,
-                                const T* __restrict__ weight, int hidden, float eps) {
+__global__ void rms_norm_kernel(T* out,                        // [n_tokens, hidden]
+                                const T* in,                   // [n_tokens, hidden]
+                                const T* __restrict__ weight,  // [hidden]
+                                int hidden, float eps) {
   const T* row_in = in + static_cast<size_t>(blockIdx.x) * hidden;
   T* row_out = out + static_cast<size_t>(blockIdx.x) * hidden;
   float sum_squares = 0.0f;

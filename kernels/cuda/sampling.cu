@@ -30,9 +30,11 @@ struct Cut {
   __device__ bool keeps(uint32_t k, int id) const { return k > key || (k == key && id <= last_id); }
 };
 
-// Maps floats to unsigned integers of the same order.
+// Maps floats to unsigned integers of the same order. -0.0 is first made +0.0 (x + 0.0f is
+// +0.0 for both zeros): the two compare equal, so their tie must go to the lower id as on the
+// CPU, not to whichever zero has the larger bit pattern.
 __device__ inline uint32_t order_key(float x) {
-  const uint32_t bits = __float_as_uint(x);
+  const uint32_t bits = __float_as_uint(x + 0.0f);
   return (bits & 0x80000000u) ? ~bits : (bits | 0x80000000u);
 }
 

@@ -63,11 +63,15 @@ inline ::testing::AssertionResult exactly_equal(const std::vector<float>& actual
   return failure << mismatches << " of " << actual.size() << " elements differ";
 }
 
-// A poisoned (all bits set: NaN) device buffer of `bytes`, freed at scope end.
+// A poisoned (all bits set: NaN) device buffer of `bytes`, freed at scope end. Its writes go to
+// the legacy default stream, which the tests' non-blocking streams do not wait for (cudaMemset
+// is asynchronous, and a pageable cudaMemcpy may return before its DMA lands): each write is
+// finished with a device synchronisation before a collective can read the buffer.
 class DeviceBytes {
  public:
   explicit DeviceBytes(std::size_t bytes) : bytes_(bytes) {
-    if (cudaMalloc(&data_, bytes) != cudaSuccess || cudaMemset(data_, 0xFF, bytes) != cudaSuccess) {
+    if (cudaMalloc(&data_, bytes) != cudaSuccess || cudaMemset(data_, 0xFF, bytes) != cudaSuccess ||
+        cudaDeviceSynchronize() != cudaSuccess) {
       ADD_FAILURE() << "cudaMalloc/cudaMemset of " << bytes << " bytes failed";
     }
   }
@@ -81,8 +85,12 @@ class DeviceBytes {
   void* get() { return data_; }
   void upload(const std::vector<std::uint8_t>& host) {
     EXPECT_EQ(cudaMemcpy(data_, host.data(), host.size(), cudaMemcpyHostToDevice), cudaSuccess);
+    EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
   }
-  void poison() { EXPECT_EQ(cudaMemset(data_, 0xFF, bytes_), cudaSuccess); }
+  void poison() {
+    EXPECT_EQ(cudaMemset(data_, 0xFF, bytes_), cudaSuccess);
+    EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  }
   std::vector<std::uint8_t> download() const {
     std::vector<std::uint8_t> host(bytes_);
     EXPECT_EQ(cudaMemcpy(host.data(), data_, bytes_, cudaMemcpyDeviceToHost), cudaSuccess);

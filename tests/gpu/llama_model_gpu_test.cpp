@@ -239,11 +239,15 @@ TEST(GpuModel, GreedySamplingOnTheDeviceMatchesTheHostArgmax) {
   SKIP_WITHOUT_GPU();
   SoloDeviceCommunicator device_comm;
   auto model = load_gpu(hf_tiny("tiny-llama-gqa-f32"), device_comm, DType::kF32, true);
-  ASSERT_TRUE(model);
+  // The host logits come from a second, eager model: running them on the graphed model with
+  // another cache would drop its graphs every step (they hold one cache's addresses), so no
+  // step would ever be replayed. Batch 2 fills its bucket: replayed logits equal the eager ones.
+  auto eager = load_gpu(hf_tiny("tiny-llama-gqa-f32"), device_comm, DType::kF32, false);
+  ASSERT_TRUE(model && eager);
   const int vocab = model->config().vocab_size;
-  CudaKvCache cache = make_cache(*model);
+  CudaKvCache cache = make_cache(*eager);
   const ForwardBatch prompt = make_batch({{0, {1, 5, 9}, 0}, {1, {1, 6}, 0}}, 2);
-  const auto logits = forward_ok(*model, prompt, cache);
+  const auto logits = forward_ok(*eager, prompt, cache);
   std::vector<cuda::SamplingRow> rows(2);
   CudaKvCache cache2 = make_cache(*model);
   auto tokens = model->forward_and_sample(prompt, cache2, rows);
@@ -252,16 +256,19 @@ TEST(GpuModel, GreedySamplingOnTheDeviceMatchesTheHostArgmax) {
     std::span<const float> row(logits.data() + r * vocab, vocab);
     EXPECT_EQ((*tokens)[r], argmax(row)) << "row " << r;
   }
-  // And on a graph-replayed decode step.
+  // And on graph-replayed decode steps.
+  const long replays_before = model->graph_replays();
   for (int step = 0; step < 3; ++step) {
     const ForwardBatch decode = make_batch({{0, {7 + step}, 3 + step}, {1, {8}, 2 + step}}, 2);
     auto sampled = model->forward_and_sample(decode, cache2, rows);
-    const auto host = forward_ok(*model, decode, cache);
-    ASSERT_TRUE(sampled.ok());
+    const auto host = forward_ok(*eager, decode, cache);
+    ASSERT_TRUE(sampled.ok()) << sampled.status().to_string();
     for (int r = 0; r < 2; ++r) {
-      EXPECT_EQ((*sampled)[r], argmax(std::span<const float>(host.data() + r * vocab, vocab)));
+      EXPECT_EQ((*sampled)[r], argmax(std::span<const float>(host.data() + r * vocab, vocab)))
+          << "step " << step << " row " << r;
     }
   }
+  EXPECT_EQ(model->graph_replays() - replays_before, 2) << "step 0 captures, 1-2 replay";
 }
 
 // Batches the attention kernels cannot take are refused before anything runs.

@@ -219,6 +219,12 @@ TEST(SamplingGpuTest, TiesAtTheCutKeepTheLowestIds) {
   ASSERT_EQ(expected.size(), 9u);
   ASSERT_EQ(expected.rbegin()->first, 8);
   expect_distribution(flat, {.temperature = 1.0f, .top_p = 0.42f}, 20000);
+  // -0.0 and +0.0 are equal logits: top_k = 2 keeps the max and id 1 (-0.0), not id 4 (+0.0).
+  std::vector<float> zeros(10, -1.0f);
+  zeros[6] = 1.0f;
+  zeros[1] = -0.0f;
+  zeros[4] = 0.0f;
+  expect_distribution(zeros, {.temperature = 1.0f, .top_k = 2}, 20000);
 }
 
 TEST(SamplingGpuTest, LargeVocabularyStaysInTheKeptSet) {

@@ -17,7 +17,8 @@ TYPED_TEST(SiluAndMulGpuTest, MatchesCpu) {
   SKIP_WITHOUT_GPU();
   using T = TypeParam;
   for (auto [n_tokens, intermediate] :
-       {std::pair{1, 257}, std::pair{37, 4095}, std::pair{3, 14336}, std::pair{5, 1}}) {
+       {std::pair{1, 257}, std::pair{37, 4095}, std::pair{3, 14336}, std::pair{5, 1},
+        std::pair{65537, 3}}) {  // more tokens than a grid's y dimension holds
     SCOPED_TRACE(::testing::Message() << n_tokens << " x " << intermediate);
     std::mt19937 rng(n_tokens * 13 + intermediate);
     // Wide inputs: exp(-gate) over- and underflows at both ends.
