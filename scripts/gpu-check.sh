@@ -94,16 +94,18 @@ mpirun=()
 resolve_libraries() {
   mkdir -p $runtime/extra
   local path=$runtime/lib:$runtime/extra pass name found
+  # One walk of the places CUDA libraries live (the toolkit first, then Python wheels).
+  find /usr/local/cuda* /usr/local/nvidia /usr/lib /opt -name 'lib*.so*' \( -type f -o -type l \) \
+    2>/dev/null >$runtime/libraries.txt
   for pass in 1 2 3; do
     local missing
     missing=$(LD_LIBRARY_PATH=$path ldd $runtime/bin/* $runtime/extra/* $runtime/lib/* 2>/dev/null |
       awk '/not found/ {print $1}' | sort -u)
     [ -n "$missing" ] || break
     for name in $missing; do
-      found=$(find /usr/local/cuda* /usr/local/nvidia /usr/lib /opt -name "$name" \
-        \( -type f -o -type l \) 2>/dev/null | head -n 1 || true)
+      found=$(grep -m 1 "/$name\$" $runtime/libraries.txt || true)
       if [ -n "$found" ]; then
-        path=$path:$(dirname "$found")
+        [[ ":$path:" == *":$(dirname "$found"):"* ]] || path=$path:$(dirname "$found")
       elif [ -e "$runtime/fallback/$name" ]; then
         ln -sf "$runtime/fallback/$name" "$runtime/extra/$name"
       fi
@@ -206,6 +208,7 @@ run_steps() {
     --peak-tbps "$peak"
   step bench 90 "$p" $b/decode_bench --model $seventy --tp 4 --batch 1,16,64 --peak-tbps "$peak"
   step bench 90 "$p" $b/decode_bench --model $seventy --tp 8 --batch 1,16,64 --peak-tbps "$peak"
+  step bench 20 "$p" python3 bench/gpu/project_tp.py "$p" --config $seventy/config.json
   step bench 60 "$p" "${mpirun[@]}" -np 1 $b/nccl_allreduce_bench --iterations 200
   step bench 60 "$p" "${mpirun[@]}" -np 2 $b/nccl_allreduce_bench --iterations 200
   local mode
@@ -254,8 +257,9 @@ run() {
     grep -hE "^\[  (PASSED  |SKIPPED )\] [0-9]+ test|^\[  FAILED  \]|^(PASS|FAIL)" "$OUT"/tests.log \
       "$OUT"/memcheck.log 2>/dev/null || true
     echo
-    grep -hE "TB/s|TFLOP/s|tokens/s|tok/s|^ +[0-9]+ +[0-9.]+ +[0-9]+ |busbw|us " "$OUT"/bench.log \
-      2>/dev/null | cut -c1-200 || true
+    grep -hE "TB/s|TFLOP/s|tokens/s|tok/s|all-reduces:|^ +[0-9]+ +[0-9.]+ +[0-9]+ |busbw|us " \
+      "$OUT"/bench.log 2>/dev/null | grep -v "^PROJECTION\|^gpt-fast\|^ *tp " | cut -c1-200 || true
+    sed -n '/^PROJECTION/,/^gpt-fast/p' "$OUT"/bench.log 2>/dev/null
   } >>"$OUT/summary.txt"
   cat "$OUT/env.txt" "$OUT/summary.txt" | tail -c 11000
 }

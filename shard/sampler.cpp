@@ -110,7 +110,7 @@ SampledToken Sampler::sample(std::span<const float> logits, std::span<const int3
 }
 
 int32_t Sampler::pick(std::span<const float> logits) {
-  if (params_.temperature <= 0.0f) return argmax(logits);
+  if (params_.temperature < kGreedyTemperature) return argmax(logits);
   const int vocab = static_cast<int>(logits.size());
   int keep = params_.top_k > 0 ? std::min(params_.top_k, vocab) : vocab;
   // Candidates most likely first; ties go to the lower id so the order is deterministic.

@@ -16,7 +16,7 @@ namespace shardwise {
 
 // Per-request sampling and stopping parameters (OpenAI / vLLM names and meanings).
 struct SamplingParams {
-  float temperature = 0.0f;  // 0: greedy (argmax); e.g. 0.8
+  float temperature = 0.0f;  // 0 (or below kGreedyTemperature): greedy (argmax); e.g. 0.8
   int top_k = 0;             // 0: off; e.g. 40 keeps the 40 likeliest tokens
   float top_p = 1.0f;        // 1: off; e.g. 0.9 keeps the smallest set holding 90% probability
   uint64_t seed = 0;         // same seed and inputs: same tokens
@@ -34,6 +34,9 @@ struct SamplingParams {
 };
 
 inline constexpr int kMaxLogprobs = 20;
+// Temperatures above 0 but below this sample greedily, as vLLM does: on the GPU 1 / temperature
+// overflows to infinity for the smallest of them, and none of them differs from greedy anyway.
+inline constexpr float kGreedyTemperature = 1e-5f;
 
 // Rejects parameters outside their domains with INVALID_ARGUMENT naming the parameter.
 Status validate_sampling_params(const SamplingParams& params);

@@ -9,7 +9,9 @@
 //     tokens * (tokens + 1) / 2 per layer (QK^T and PV), plus lm_head for the one logit row.
 // Tensor parallelism without the GPUs: --tp N --rank r builds rank r's slice and replaces every
 // collective with a device copy of the same size (all-reduce: one copy of the message;
-// all-gather: N copies), so the step time counts their memory traffic, not NVLink's.
+// all-gather: N copies), so the step time counts their memory traffic, not NVLink's. Each decode
+// batch is then timed again with the all-reduces left out altogether: the compute-only step
+// that bench/gpu/project_tp.py adds a communication model to.
 //
 //   bin/decode_bench                                     # Llama-3-8B shapes, TP=1
 //   bin/decode_bench --model bench/gpu/configs/llama-3-70b --tp 4
@@ -54,7 +56,10 @@ class CopyStandInCommunicator final : public DeviceCommunicator {
   }
   int rank() const override { return rank_; }
   int size() const override { return size_; }
+  // Off: all-reduces do nothing (the all-gather still fills the logits).
+  void set_all_reduce_stand_in(bool on) { all_reduce_stand_in_ = on; }
   void all_reduce_sum(void* data, std::size_t count, DType dtype, cudaStream_t stream) override {
+    if (size_ == 1 || !all_reduce_stand_in_) return;  // a group of one reduces nothing
     const std::size_t bytes = count * dtype_size(dtype);
     CUDA_CHECK(
         cudaMemcpyAsync(scratch(bytes, stream), data, bytes, cudaMemcpyDeviceToDevice, stream));
@@ -83,6 +88,7 @@ class CopyStandInCommunicator final : public DeviceCommunicator {
   }
 
   int rank_, size_;
+  bool all_reduce_stand_in_ = true;
   void* scratch_ = nullptr;
   std::size_t scratch_bytes_ = 0;
 };
@@ -129,14 +135,16 @@ double timed_ms(cudaStream_t stream, F&& fn) {
   return ms;
 }
 
-void bench_decode(CudaLlamaModel& model, const BenchOptions& o, int n_seqs) {
+// The median decode step of `n_seqs` sequences in milliseconds; < 0 when their cache does not
+// fit (said on stdout).
+double measure_decode(CudaLlamaModel& model, const BenchOptions& o, int n_seqs) {
   const LlamaConfig& c = model.config();
   const int tokens_per_seq = o.context + o.warmup + o.steps;
   const int blocks_per_seq = (tokens_per_seq + o.block_size - 1) / o.block_size;
   auto cache = model.make_kv_cache(n_seqs * blocks_per_seq, o.block_size);
   if (!cache.ok()) {
     std::printf("decode batch %d: %s\n", n_seqs, cache.status().to_string().c_str());
-    return;
+    return -1;
   }
   const std::vector<cuda::SamplingRow> greedy(n_seqs);
   auto step = [&](int first, int count) {
@@ -150,7 +158,13 @@ void bench_decode(CudaLlamaModel& model, const BenchOptions& o, int n_seqs) {
     const double t = timed_ms(model.stream(), [&] { step(o.context + i, 1); });
     if (i >= o.warmup) ms.push_back(t);
   }
-  const double step_ms = median(ms);
+  return median(ms);
+}
+
+void bench_decode(CudaLlamaModel& model, CopyStandInCommunicator& comm, const BenchOptions& o,
+                  int n_seqs) {
+  const double step_ms = measure_decode(model, o, n_seqs);
+  if (step_ms < 0) return;
   const double roofline_ms = model.weight_bytes() / (o.peak_tbps * 1e12) * 1e3;
   std::printf(
       "decode  tp %d rank %d batch %3d context %5d: %8.3f ms/step  %9.1f tokens/s  "
@@ -158,6 +172,14 @@ void bench_decode(CudaLlamaModel& model, const BenchOptions& o, int n_seqs) {
       o.tp, o.rank, n_seqs, o.context, step_ms, n_seqs * 1e3 / step_ms, roofline_ms,
       1e3 / roofline_ms, 100.0 * roofline_ms / step_ms, model.options().cuda_graphs ? "on" : "off",
       model.graph_replays());
+  if (o.tp == 1) return;
+  comm.set_all_reduce_stand_in(false);
+  const double compute_ms = measure_decode(model, o, n_seqs);
+  comm.set_all_reduce_stand_in(true);
+  std::printf(
+      "decode  tp %d rank %d batch %3d context %5d without all-reduces: %8.3f ms/step "
+      "(their stand-in copies took %.3f ms)\n",
+      o.tp, o.rank, n_seqs, o.context, compute_ms, step_ms - compute_ms);
 }
 
 void bench_prefill(CudaLlamaModel& model, const BenchOptions& o) {
@@ -216,7 +238,7 @@ int run(const BenchOptions& o) {
       o.model_dir.c_str(), c.num_hidden_layers, c.hidden_size, c.num_attention_heads,
       c.num_key_value_heads, c.vocab_size, o.rank, o.tp, (*model)->weight_bytes() / double(1 << 30),
       o.peak_tbps, (*model)->weight_bytes() / (o.peak_tbps * 1e12) * 1e3);
-  for (int b : o.batch) bench_decode(**model, o, b);
+  for (int b : o.batch) bench_decode(**model, comm, o, b);
   if (o.prefill > 0) bench_prefill(**model, o);
   return 0;
 }

@@ -39,6 +39,36 @@ struct PrefillConfig {
   static constexpr int kKeys = 4096 / kMaxHeadDim;  // keys per tile: 16 KiB of K + 16 of V (fp32)
 };
 
+// The rows a block takes: rows [row_begin, row_begin + rows per block) of sequence blockIdx.z
+// and KV head blockIdx.y, row r being query token r / group at query head
+// kv_head * group + r % group (token-major, so a K/V tile serves the whole group).
+struct RowTile {
+  int seq, kv_head, group;
+  int token_begin;  // the sequence's first query token in the batch
+  int n_rows;       // its query_len * group rows
+  int row_begin;    // the block's first row
+  int first_pos;    // position of the chunk's first query
+  // Keys the rows [first, first + count) see: up to the last valid one's position.
+  __device__ int kv_end(int first, int count) const {
+    return first_pos + (min(first + count, n_rows) - 1) / group + 1;
+  }
+};
+
+__device__ __forceinline__ RowTile row_tile(const int32_t* query_starts,
+                                            const int32_t* context_lens, int n_heads,
+                                            int n_kv_heads, int rows_per_block) {
+  RowTile t;
+  t.seq = blockIdx.z;
+  t.kv_head = blockIdx.y;
+  t.group = n_heads / n_kv_heads;
+  t.token_begin = query_starts[t.seq];
+  const int query_len = query_starts[t.seq + 1] - t.token_begin;
+  t.n_rows = query_len * t.group;
+  t.row_begin = blockIdx.x * rows_per_block;
+  t.first_pos = context_lens[t.seq] - query_len;
+  return t;
+}
+
 // grid: (ceil(max_query_len * group / kRows), n_kv_heads, n_seqs), block: (kThreads).
 template <typename T, int HEAD_DIM>
 __global__ void __launch_bounds__(kThreads) prefill_attention_kernel(
@@ -53,15 +83,9 @@ __global__ void __launch_bounds__(kThreads) prefill_attention_kernel(
     int max_blocks_per_seq, float scale) {
   using C = PrefillConfig<T, HEAD_DIM>;
   const int dim = C::kGeneric ? head_dim_arg : HEAD_DIM;
-  const int seq = blockIdx.z;
-  const int kv_head = blockIdx.y;
-  const int group = n_heads / n_kv_heads;
-  const int token_begin = query_starts[seq];
-  const int query_len = query_starts[seq + 1] - token_begin;
-  const int n_rows = query_len * group;
-  const int row_begin = blockIdx.x * kRows;
+  const RowTile tile = row_tile(query_starts, context_lens, n_heads, n_kv_heads, kRows);
+  const auto [seq, kv_head, group, token_begin, n_rows, row_begin, first_pos] = tile;
   if (row_begin >= n_rows) return;
-  const int first_pos = context_lens[seq] - query_len;  // position of the chunk's first query
 
   const int row = row_begin + threadIdx.x / kThreadsPerRow;
   const int lane = threadIdx.x % kThreadsPerRow;
@@ -69,9 +93,7 @@ __global__ void __launch_bounds__(kThreads) prefill_attention_kernel(
   const int token = row / group;
   const int head = kv_head * group + row % group;
   const int pos = row_valid ? first_pos + token : -1;  // an invalid row sees no key
-  // Keys the block needs: up to the last valid row's position.
-  const int last_row = min(row_begin + kRows, n_rows) - 1;
-  const int kv_end = first_pos + last_row / group + 1;
+  const int kv_end = tile.kv_end(row_begin, kRows);    // keys the block needs
 
   // The row's query, scaled by scale * log2(e) (softmax in base 2).
   float q_reg[C::kChunks][C::kVec];
@@ -233,17 +255,10 @@ __global__ void __launch_bounds__(kMmaThreads) prefill_attention_mma_kernel(
   __shared__ __align__(16) T k_tile[kMmaKeys * kRowElems];  // [kMmaKeys][kRowElems]
   __shared__ __align__(16) T v_tile[kMmaKeys * kRowElems];  // [kMmaKeys][kRowElems]
 
-  const int seq = blockIdx.z;
-  const int kv_head = blockIdx.y;
-  const int group = n_heads / n_kv_heads;
-  const int token_begin = query_starts[seq];
-  const int query_len = query_starts[seq + 1] - token_begin;
-  const int n_rows = query_len * group;
-  const int row_begin = blockIdx.x * kMmaRows;
+  const RowTile tile = row_tile(query_starts, context_lens, n_heads, n_kv_heads, kMmaRows);
+  const auto [seq, kv_head, group, token_begin, n_rows, row_begin, first_pos] = tile;
   if (row_begin >= n_rows) return;
-  const int first_pos = context_lens[seq] - query_len;  // position of the chunk's first query
-  // Keys the block needs: up to the last valid row's position.
-  const int kv_end = first_pos + (min(row_begin + kMmaRows, n_rows) - 1) / group + 1;
+  const int kv_end = tile.kv_end(row_begin, kMmaRows);  // keys the block needs
 
   const int warp = threadIdx.x / 32;
   const int lane = threadIdx.x % 32;
@@ -251,8 +266,7 @@ __global__ void __launch_bounds__(kMmaThreads) prefill_attention_mma_kernel(
   const int tig = lane % 4;  // thread in group: its columns are 2 tig, 2 tig + 1 (+ 8)
   const int warp_row = row_begin + warp * kWarpRows;
   // Keys this warp's rows can see; a warp past the last row computes nothing.
-  const int warp_kv_end =
-      warp_row < n_rows ? first_pos + (min(warp_row + kWarpRows, n_rows) - 1) / group + 1 : 0;
+  const int warp_kv_end = warp_row < n_rows ? tile.kv_end(warp_row, kWarpRows) : 0;
 
   int pos[2];  // each row's position; -1 for a row past the end, which sees no key
   const T* q_rows[2];

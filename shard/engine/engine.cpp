@@ -62,6 +62,8 @@ Status Engine::validate(const Request& request) const {
 
 StatusOr<RequestId> Engine::add_request(Request request) {
   SW_RETURN_IF_ERROR(validate(request));
+  // One rule for the host and the device samplers: the device one sees only 0 for greedy.
+  if (request.sampling.temperature < kGreedyTemperature) request.sampling.temperature = 0.0f;
   const RequestId id = next_id_++;
   auto seq = std::make_unique<Sequence>(id, std::move(request));
   scheduler_.add(seq.get());

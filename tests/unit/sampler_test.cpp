@@ -33,6 +33,17 @@ TEST(Sampler, GreedyTakesTheFirstMaximum) {
   EXPECT_EQ(greedy.sample(logits), 1);
 }
 
+TEST(Sampler, TemperaturesBelowTheGreedyThresholdAreGreedy) {
+  // Two tied maxima: sampling at any temperature could pick id 3; greedy always picks id 1.
+  const std::vector<float> logits{0.5f, 2.0f, -1.0f, 2.0f};
+  for (float t : {1e-30f, 1e-40f, 0.5f * kGreedyTemperature}) {
+    Sampler tiny(sampling(t, 0, 1.0f, 3));
+    for (int i = 0; i < 50; ++i) EXPECT_EQ(tiny.sample(logits), 1) << "temperature " << t;
+  }
+  Sampler warm(sampling(1.0f, 0, 1.0f, 3));
+  EXPECT_EQ(histogram(warm, logits, 400).count(3), 1u) << "the tie is drawn at temperature 1";
+}
+
 TEST(Sampler, SameSeedSameTokens) {
   const std::vector<float> logits{0.1f, 0.2f, 0.3f, 0.4f, 0.5f};
   Sampler a(sampling(1.0f, 0, 1.0f, 42)), b(sampling(1.0f, 0, 1.0f, 42));

@@ -215,6 +215,18 @@ TEST(Engine, SamplesOnTheDeviceWhenEveryRowAllowsIt) {
   EXPECT_EQ(runner.device_sampled_rows(), 20);
 }
 
+TEST(Engine, TemperaturesBelowTheGreedyThresholdReachTheDeviceAsGreedy) {
+  FakeModelRunner runner(64, 4, kVocab, 256);
+  runner.set_samples_on_device(true);  // the fake draws by seed unless a row's temperature is 0
+  Engine engine(runner);
+  auto tiny = greedy_request({5, 6, 7}, 8);
+  tiny.sampling.temperature = 1e-40f;  // 1 / temperature is infinite in fp32
+  tiny.sampling.ignore_eos = true;
+  EXPECT_EQ(testing::run_all(engine, {tiny})[0].tokens,
+            testing::fake_greedy({5, 6, 7}, 8, {}, kVocab));
+  EXPECT_EQ(runner.device_sampled_rows(), 8);
+}
+
 TEST(Engine, PenaltiesOrLogprobsInTheBatchSampleOnTheHost) {
   for (auto host_only : {+[](SamplingParams& p) { p.repetition_penalty = 1.3f; },
                          +[](SamplingParams& p) { p.logprobs = 2; }}) {
