@@ -209,6 +209,8 @@ run_steps() {
   step bench 90 "$p" $b/decode_bench --model $seventy --tp 4 --batch 1,16,64 --peak-tbps "$peak"
   step bench 90 "$p" $b/decode_bench --model $seventy --tp 8 --batch 1,16,64 --peak-tbps "$peak"
   step bench 20 "$p" python3 bench/gpu/project_tp.py "$p" --config $seventy/config.json
+  # An H200 (139 GiB) holds all of Llama-3-70B's 131 GiB of bf16 weights: measured, not projected.
+  step bench 90 "$p" $b/decode_bench --model $seventy --batch 1,16 --prefill 0 --peak-tbps "$peak"
   step bench 60 "$p" "${mpirun[@]}" -np 1 $b/nccl_allreduce_bench --iterations 200
   step bench 60 "$p" "${mpirun[@]}" -np 2 $b/nccl_allreduce_bench --iterations 200
   local mode
