@@ -259,7 +259,7 @@ run() {
     grep -hE "^\[  (PASSED  |SKIPPED )\] [0-9]+ test|^\[  FAILED  \]|^(PASS|FAIL)" "$OUT"/tests.log \
       "$OUT"/memcheck.log 2>/dev/null || true
     echo
-    grep -hE "TB/s|TFLOP/s|tokens/s|tok/s|all-reduces:|^ +[0-9]+ +[0-9.]+ +[0-9]+ |busbw|us " \
+    grep -hE "TB/s|TFLOP/s|tokens/s|tok/s|all-reduces:|median_us|^ +[0-9]+ +[0-9.]+ +[0-9]+ " \
       "$OUT"/bench.log 2>/dev/null | grep -v "^PROJECTION\|^gpt-fast\|^ *tp " | cut -c1-200 || true
     sed -n '/^PROJECTION/,/^gpt-fast/p' "$OUT"/bench.log 2>/dev/null
   } >>"$OUT/summary.txt"
