@@ -298,6 +298,8 @@ void launch_for_head_dim(T* out, const T* q, const T* k_cache, const T* v_cache,
   const int max_partitions = partitions_for(max_context_len);
   const int group = n_heads / n_kv_heads;
   const int head_chunks = (group + kMaxGroup - 1) / kMaxGroup;
+  // Grid y and z hold at most 65535 blocks: say so rather than fail the launch.
+  SW_CHECK(n_seqs <= 65535 && n_kv_heads * head_chunks <= 65535);
   const dim3 grid(max_partitions, n_kv_heads * head_chunks, n_seqs);
   if (max_partitions == 1) {
     paged_attention_decode_kernel<T, HEAD_DIM, true><<<grid, kThreads, 0, stream>>>(
@@ -307,6 +309,8 @@ void launch_for_head_dim(T* out, const T* q, const T* k_cache, const T* v_cache,
     return;
   }
   SW_CHECK(workspace != nullptr);
+  const size_t combine_smem = sizeof(float) * max_partitions;
+  SW_CHECK(combine_smem <= 48 * 1024);
   const size_t part_rows = static_cast<size_t>(n_seqs) * n_heads * max_partitions;
   float* partial_out = static_cast<float*>(workspace);
   float* partial_max = partial_out + part_rows * head_dim;
@@ -315,8 +319,6 @@ void launch_for_head_dim(T* out, const T* q, const T* k_cache, const T* v_cache,
       out, partial_out, partial_max, partial_sum, q, k_cache, v_cache, block_tables, context_lens,
       n_heads, n_kv_heads, head_dim, q_row_stride, block_size, max_blocks_per_seq, scale);
   CUDA_CHECK(cudaGetLastError());
-  const size_t combine_smem = sizeof(float) * max_partitions;
-  SW_CHECK(combine_smem <= 48 * 1024);
   paged_attention_combine_kernel<T><<<dim3(n_heads, n_seqs), kCombineThreads, combine_smem, stream>>>(
       out, partial_out, partial_max, partial_sum, context_lens, n_heads, head_dim, max_partitions);
   CUDA_CHECK(cudaGetLastError());
