@@ -275,7 +275,10 @@ __global__ void __launch_bounds__(kThreads)
   int max_id = 0;
   block_argmax(logits, vocab, s, max_logit, max_id);
   if (max_id >= vocab) max_id = 0;  // an all-NaN row
-  if (row.temperature <= 0.0f || row.top_k == 1 || !isfinite(max_logit)) {
+  // A temperature so small that 1 / temperature overflows is greedy too: the top token's
+  // weight would be (0 * inf) = NaN.
+  if (row.temperature <= 0.0f || isinf(1.0f / row.temperature) || row.top_k == 1 ||
+      !isfinite(max_logit)) {
     if (threadIdx.x == 0) tokens[blockIdx.x] = max_id;
     return;
   }

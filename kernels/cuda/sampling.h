@@ -10,7 +10,8 @@ namespace shardwise::cuda {
 // One row's sampling choices (the device-side subset of shard/sampler.h's SamplingParams;
 // penalties and logprobs stay on the host path).
 struct SamplingRow {
-  float temperature = 0.0f;  // 0: greedy (argmax, lowest index on ties)
+  float temperature = 0.0f;  // 0 (or so small that 1 / it overflows): greedy (argmax, lowest
+                             // index on ties)
   int top_k = 0;             // 0: off
   float top_p = 1.0f;        // 1: off
   float min_p = 0.0f;        // 0: off
