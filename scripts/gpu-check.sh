@@ -167,6 +167,16 @@ step() {
     >>"$OUT/summary.txt"
 }
 
+# Runs each test suite of a gtest binary in a process of its own: an abort (a failed CHECK, an
+# illegal address) then costs one suite, not the rest of the binary.
+run_suites() {
+  local binary=$1 failed=0 suite
+  for suite in $("$binary" --gtest_list_tests | awk '/^[^ ]/ && $1 ~ /\.$/ {print $1}'); do
+    "$binary" --gtest_filter="${suite}*" || { failed=1; echo "SUITE FAILED: ${suite%.}"; }
+  done
+  return $failed
+}
+
 # The greedy tokens of the CUDA path (f32 and bf16) and of shardwise-shard at TP=1 and TP=2
 # (host-staged on one GPU) against the CPU's, on the default model.
 serve_agrees_with_cpu() {
@@ -192,9 +202,9 @@ run_steps() {
   step bench 60 "$p" $b/bandwidth_bench
   peak=$(awk '/^peak_tbps/ {print $2}' "$p" 2>/dev/null | tail -n 1)
   peak=${peak:-3.0}
-  step tests 150 "$t" $b/gpu_kernel_tests
-  step tests 150 "$t" $b/gpu_attention_tests
-  step tests 200 "$t" $b/gpu_model_tests
+  step tests 150 "$t" "$0" suites $b/gpu_kernel_tests
+  step tests 150 "$t" "$0" suites $b/gpu_attention_tests
+  step tests 200 "$t" "$0" suites $b/gpu_model_tests
   step bench 90 "$p" $b/paged_attention_bench --peak-tbps "$peak"
   step bench 120 "$p" $b/decode_bench --model $eight --batch 1,64,256 --prefill 2048 \
     --peak-tbps "$peak"
@@ -256,7 +266,8 @@ run() {
   run_steps
   {
     echo
-    grep -hE "^\[  (PASSED  |SKIPPED )\] [0-9]+ test|^\[  FAILED  \]|^(PASS|FAIL)" "$OUT"/tests.log \
+    grep -hE "^\[  (PASSED  |SKIPPED )\] [0-9]+ test|^\[  FAILED  \]|^(PASS|FAIL|SUITE FAILED)" \
+      "$OUT"/tests.log \
       "$OUT"/memcheck.log 2>/dev/null || true
     echo
     grep -hE "TB/s|TFLOP/s|tokens/s|tok/s|all-reduces:|median_us|^ +[0-9]+ +[0-9.]+ +[0-9]+ " \
@@ -269,6 +280,7 @@ run() {
 case "${1:-}" in
   pack) pack "${2:-build}" ;;
   run) shift; run "$@" ;;
-  serve-check) set +e; resolve_mpirun >/dev/null; serve_agrees_with_cpu ;;  # a step of run
+  serve-check) set +e; resolve_mpirun >/dev/null; serve_agrees_with_cpu ;;  # steps of run
+  suites) set +e; run_suites "$2" ;;
   *) sed -n 2,17p "$0"; exit 2 ;;
 esac
