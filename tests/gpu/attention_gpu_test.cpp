@@ -20,12 +20,16 @@
 #include "kernels/cuda/paged_attention_decode.h"
 #include "kernels/cuda/prefill_attention.h"
 #include "tests/gpu/gpu_test_support.h"
+#include "tests/gpu/kernel_test_util.h"
 #include "tests/support/test_support.h"
 
 namespace shardwise {
 namespace {
 
 using testing::DeviceBuffer;
+using testing::normal_vector;
+using testing::round_to;
+using testing::to_floats;
 using testing::Tolerance;
 
 // fp32 over contexts longer than one decode partition: the CPU reference sums up to ~4k terms
@@ -41,56 +45,11 @@ double fp32_tolerance(int max_context) {
   return max_context <= cuda::kPartitionTokens ? Tolerance::kF32Kernel : kF32LongContext;
 }
 
-// Host conversions between fp32 and the kernel's element type.
-template <typename T>
-T to_type(float x);
-template <>
-float to_type<float>(float x) {
-  return x;
-}
-template <>
-__nv_bfloat16 to_type<__nv_bfloat16>(float x) {
-  return __float2bfloat16(x);
-}
-template <>
-__half to_type<__half>(float x) {
-  return __float2half(x);
-}
-float to_float(float x) { return x; }
-float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
-float to_float(__half x) { return __half2float(x); }
-
 template <typename T>
 double tolerance_for(int max_context) {
   if constexpr (std::is_same_v<T, float>) return fp32_tolerance(max_context);
   if constexpr (std::is_same_v<T, __nv_bfloat16>) return Tolerance::kBF16;
   return kF16;
-}
-
-// Rounds `values` to T in place (so the reference sees exactly what the kernel sees) and
-// returns the T copy.
-template <typename T>
-std::vector<T> round_to(std::vector<float>& values) {
-  std::vector<T> rounded(values.size());
-  for (std::size_t i = 0; i < values.size(); ++i) {
-    rounded[i] = to_type<T>(values[i]);
-    values[i] = to_float(rounded[i]);
-  }
-  return rounded;
-}
-
-template <typename T>
-std::vector<float> to_floats(const std::vector<T>& values) {
-  std::vector<float> result(values.size());
-  for (std::size_t i = 0; i < values.size(); ++i) result[i] = to_float(values[i]);
-  return result;
-}
-
-std::vector<float> random_vector(std::size_t n, std::mt19937& rng) {
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::vector<float> values(n);
-  for (auto& value : values) value = normal(rng);
-  return values;
 }
 
 std::vector<int> random_lengths(int n, int lo, int hi, unsigned seed) {
@@ -169,7 +128,7 @@ void run_decode(const DecodeCase& c) {
   // q rows strided as in the fused QKV output.
   const int q_row_stride = (c.n_heads + 2 * c.n_kv_heads) * c.head_dim;
   const int q_width = c.n_heads * c.head_dim;
-  std::vector<float> q_rows = random_vector(static_cast<std::size_t>(n_seqs) * q_row_stride, rng);
+  std::vector<float> q_rows = normal_vector(static_cast<std::size_t>(n_seqs) * q_row_stride, rng);
   const auto q_t = round_to<T>(q_rows);
   const auto k_t = round_to<T>(kv.k_cache);
   const auto v_t = round_to<T>(kv.v_cache);
@@ -273,7 +232,7 @@ void run_prefill(const PrefillCase& c) {
   PagedKv kv = make_paged_kv(contexts, c.block_size, c.n_kv_heads, c.head_dim, rng);
   const int q_row_stride = (c.n_heads + 2 * c.n_kv_heads) * c.head_dim;
   const int q_width = c.n_heads * c.head_dim;
-  std::vector<float> q_rows = random_vector(static_cast<std::size_t>(n_tokens) * q_row_stride, rng);
+  std::vector<float> q_rows = normal_vector(static_cast<std::size_t>(n_tokens) * q_row_stride, rng);
   const auto q_t = round_to<T>(q_rows);
   const auto k_t = round_to<T>(kv.k_cache);
   const auto v_t = round_to<T>(kv.v_cache);
@@ -354,10 +313,10 @@ void run_kv_write(const KvWriteCase& c) {
   slots.resize(c.n_tokens);
   for (int t = 2; t < c.n_tokens; t += 3) slots[t] = -1;
 
-  std::vector<float> k_cache = random_vector(cache_size, rng);
-  std::vector<float> v_cache = random_vector(cache_size, rng);
-  std::vector<float> k_rows = random_vector(static_cast<std::size_t>(c.n_tokens) * stride, rng);
-  std::vector<float> v_rows = random_vector(static_cast<std::size_t>(c.n_tokens) * stride, rng);
+  std::vector<float> k_cache = normal_vector(cache_size, rng);
+  std::vector<float> v_cache = normal_vector(cache_size, rng);
+  std::vector<float> k_rows = normal_vector(static_cast<std::size_t>(c.n_tokens) * stride, rng);
+  std::vector<float> v_rows = normal_vector(static_cast<std::size_t>(c.n_tokens) * stride, rng);
   const auto k_cache_t = round_to<T>(k_cache), v_cache_t = round_to<T>(v_cache);
   const auto k_t = round_to<T>(k_rows), v_t = round_to<T>(v_rows);
   std::vector<float> k_ref(static_cast<std::size_t>(c.n_tokens) * row), v_ref(k_ref.size());
