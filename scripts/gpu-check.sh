@@ -55,8 +55,8 @@ pack_openmpi() {
     done | cut -d: -f1 | sort -u | grep -vE '^(libc6|libgcc-s1|libstdc\+\+6)$')
   # shellcheck disable=SC2086
   dpkg -L "${openmpi_packages[@]}" $owners | sort -u | grep -vE '^/usr/share/(doc|man|lintian)/' |
-    while read -r path; do [ -d "$path" ] || [ ! -e "$path" ] || echo "$path"; done |
-    tar -cf "$tar_file" --no-recursion -T -
+    while read -r path; do [ -d "$path" ] || [ ! -e "$path" ] || echo "${path#/}"; done |
+    tar -cf "$tar_file" -C / --no-recursion -T -
 }
 
 pack() {
