@@ -3,7 +3,7 @@
 #   scripts/gpu-check.sh pack [BUILD_DIR]   here: build the GPU executables and pack them, the
 #                                           libraries the GPU machine may lack, an Open MPI
 #                                           runtime and the hf-tiny test data into one xz
-#                                           archive, .device/runtime.tar.xz (~35 MB; what
+#                                           archive, .device/runtime.tar.xz (~37 MB; what
 #                                           travels must stay under 64 MiB)
 #   scripts/gpu-check.sh run [TAG...]       there: unpack, find the CUDA libraries, install the
 #                                           packed Open MPI where the machine has none, then run
@@ -26,9 +26,10 @@ executables=(gpu_kernel_tests gpu_attention_tests gpu_model_tests gpu_comm_tests
 # and every library they load), and installed there only where the machine has no Open MPI.
 openmpi_packages=(openmpi-bin openmpi-common libopenmpi3 libpmix2)
 # Libraries the GPU machine may or may not have: packed into fallback/, and used only for the
-# sonames the machine turns out to lack (its own copies win). The driver's libcuda and cuBLAS
-# and NCCL (hundreds of MB) are never packed: they are found on the machine.
-maybe_provided='^(libmpi|libopen-rte|libopen-pal|libhwloc|libevent|libpmix|libz\.|libssl|libcrypto|libudev|libprotobuf\.so\.32|libfmt\.so\.9|libcudart)'
+# sonames the machine turns out to lack (its own copies win). MPI's come with the Open MPI
+# runtime above. The driver's libcuda and cuBLAS and NCCL (hundreds of MB) are never packed:
+# they are found on the machine.
+maybe_provided='^(libz\.|libssl|libcrypto|libudev|libprotobuf\.so\.32|libfmt\.so\.9|libcudart)'
 never_packed='^(linux-vdso|ld-linux|libc\.|libm\.|libdl\.|librt\.|libpthread\.|libgcc_s|libstdc\+\+|libcuda\.|libcublas|libcublasLt|libnccl)'
 
 # Copies into DEST each shared library the given ELF files need and the pattern selects.

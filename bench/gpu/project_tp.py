@@ -47,7 +47,7 @@ def parse(lines):
     return found
 
 
-def collective_us(bytes_, tp, latency_us, bus_gbs, factor):
+def collective_us(bytes_, latency_us, bus_gbs, factor):
     """One collective: latency plus the ring's bus traffic (factor x bytes) at bus_gbs."""
     return latency_us + factor * bytes_ / (bus_gbs * 1e9) * 1e6
 
@@ -58,8 +58,8 @@ def project(compute_ms, tp, batch, config, latency_us, bus_gbs):
     all_reduces = 2 * config["num_hidden_layers"]
     reduce_bytes = batch * hidden * 2  # bf16 activations
     gather_bytes = batch * config["vocab_size"] / tp * 4  # fp32 logits, this rank's slice
-    comm_us = all_reduces * collective_us(reduce_bytes, tp, latency_us, bus_gbs, 2 * (tp - 1) / tp)
-    comm_us += collective_us(gather_bytes * tp, tp, latency_us, bus_gbs, (tp - 1) / tp)
+    comm_us = all_reduces * collective_us(reduce_bytes, latency_us, bus_gbs, 2 * (tp - 1) / tp)
+    comm_us += collective_us(gather_bytes * tp, latency_us, bus_gbs, (tp - 1) / tp)
     return compute_ms + comm_us / 1e3, comm_us / 1e3
 
 

@@ -48,9 +48,14 @@ struct RowTile {
   int n_rows;       // its query_len * group rows
   int row_begin;    // the block's first row
   int first_pos;    // position of the chunk's first query
+  // Row r's query token in the batch, its query head, and its position: -1 for a row past the
+  // last, which sees no key.
+  __device__ int token(int r) const { return token_begin + r / group; }
+  __device__ int head(int r) const { return kv_head * group + r % group; }
+  __device__ int position(int r) const { return r < n_rows ? first_pos + r / group : -1; }
   // Keys the rows [first, first + count) see: up to the last valid one's position.
   __device__ int kv_end(int first, int count) const {
-    return first_pos + (min(first + count, n_rows) - 1) / group + 1;
+    return position(min(first + count, n_rows) - 1) + 1;
   }
 };
 
@@ -84,22 +89,22 @@ __global__ void __launch_bounds__(kThreads) prefill_attention_kernel(
   using C = PrefillConfig<T, HEAD_DIM>;
   const int dim = C::kGeneric ? head_dim_arg : HEAD_DIM;
   const RowTile tile = row_tile(query_starts, context_lens, n_heads, n_kv_heads, kRows);
-  const auto [seq, kv_head, group, token_begin, n_rows, row_begin, first_pos] = tile;
+  const int seq = tile.seq, kv_head = tile.kv_head, n_rows = tile.n_rows,
+            row_begin = tile.row_begin;
   if (row_begin >= n_rows) return;
 
   const int row = row_begin + threadIdx.x / kThreadsPerRow;
   const int lane = threadIdx.x % kThreadsPerRow;
   const bool row_valid = row < n_rows;
-  const int token = row / group;
-  const int head = kv_head * group + row % group;
-  const int pos = row_valid ? first_pos + token : -1;  // an invalid row sees no key
-  const int kv_end = tile.kv_end(row_begin, kRows);    // keys the block needs
+  const int token = tile.token(row);
+  const int head = tile.head(row);
+  const int pos = tile.position(row);                // -1 for an invalid row: it sees no key
+  const int kv_end = tile.kv_end(row_begin, kRows);  // keys the block needs
 
   // The row's query, scaled by scale * log2(e) (softmax in base 2).
   float q_reg[C::kChunks][C::kVec];
   float o_reg[C::kChunks][C::kVec];
-  const T* q_row =
-      q + static_cast<size_t>(token_begin + token) * q_row_stride + static_cast<size_t>(head) * dim;
+  const T* q_row = q + static_cast<size_t>(token) * q_row_stride + static_cast<size_t>(head) * dim;
 #pragma unroll
   for (int c = 0; c < C::kChunks; ++c) {
     const int d = (c * kThreadsPerRow + lane) * C::kVec;
@@ -207,7 +212,7 @@ __global__ void __launch_bounds__(kThreads) prefill_attention_kernel(
 
   if (!row_valid) return;
   const float inv_sum = running_sum > 0.0f ? 1.0f / running_sum : 0.0f;
-  T* out_row = out + (static_cast<size_t>(token_begin + token) * n_heads + head) * dim;
+  T* out_row = out + (static_cast<size_t>(token) * n_heads + head) * dim;
 #pragma unroll
   for (int c = 0; c < C::kChunks; ++c) {
     const int d = (c * kThreadsPerRow + lane) * C::kVec;
@@ -256,7 +261,8 @@ __global__ void __launch_bounds__(kMmaThreads) prefill_attention_mma_kernel(
   __shared__ __align__(16) T v_tile[kMmaKeys * kRowElems];  // [kMmaKeys][kRowElems]
 
   const RowTile tile = row_tile(query_starts, context_lens, n_heads, n_kv_heads, kMmaRows);
-  const auto [seq, kv_head, group, token_begin, n_rows, row_begin, first_pos] = tile;
+  const int seq = tile.seq, kv_head = tile.kv_head, n_rows = tile.n_rows,
+            row_begin = tile.row_begin;
   if (row_begin >= n_rows) return;
   const int kv_end = tile.kv_end(row_begin, kMmaRows);  // keys the block needs
 
@@ -275,9 +281,9 @@ __global__ void __launch_bounds__(kMmaThreads) prefill_attention_mma_kernel(
   for (int i = 0; i < 2; ++i) {
     const int row = warp_row + gid + 8 * i;
     const bool valid = row < n_rows;
-    const int token = token_begin + row / group;
-    const int head = kv_head * group + row % group;
-    pos[i] = valid ? first_pos + row / group : -1;
+    const int token = tile.token(row);
+    const int head = tile.head(row);
+    pos[i] = tile.position(row);
     q_rows[i] =
         valid ? q + static_cast<size_t>(token) * q_row_stride + static_cast<size_t>(head) * HEAD_DIM
               : nullptr;
