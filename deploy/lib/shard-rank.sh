@@ -4,8 +4,8 @@
 #   - its rank and local rank (mpirun's variables first: inside a Slurm allocation mpirun's
 #     daemons carry Slurm's SLURM_PROCID of their own step);
 #   - its log file, LOG_DIR/LOG_NAME[.stepS].rankR.log;
-#   - with --device cuda, one GPU: the local rank's entry of CUDA_VISIBLE_DEVICES when Slurm or
-#     the site left it several (with --gpus-per-task Slurm already gives each task its own);
+#   - one GPU: the local rank's entry of CUDA_VISIBLE_DEVICES when Slurm or the site left it
+#     several (with --gpus-per-task Slurm already gives each task its own);
 #   - the address the coordinator can dial back: the source address of this host's route to the
 #     coordinator (or --iface's address), so a leader registers HOST:PORT, never 127.0.0.1 unless
 #     the coordinator is on this host;
@@ -51,15 +51,11 @@ if [ -n "$log_dir" ]; then
   exec >>"$log_dir/$log_name.rank$rank.log" 2>&1
 fi
 
-case " $* " in
-  *" --device cuda "* | *" --device=cuda "*)
-    IFS=, read -ra gpus <<<"${CUDA_VISIBLE_DEVICES:-}"
-    if [ ${#gpus[@]} -gt 1 ]; then
-      export CUDA_VISIBLE_DEVICES=${gpus[$((local_rank % ${#gpus[@]}))]}
-    fi
-    sw_log "local rank $local_rank on $(hostname): CUDA_VISIBLE_DEVICES=${CUDA_VISIBLE_DEVICES:-unset}"
-    ;;
-esac
+if [ -n "${CUDA_VISIBLE_DEVICES:-}" ]; then
+  IFS=, read -ra gpus <<<"$CUDA_VISIBLE_DEVICES"
+  [ ${#gpus[@]} -le 1 ] || export CUDA_VISIBLE_DEVICES=${gpus[$((local_rank % ${#gpus[@]}))]}
+  sw_log "local rank $local_rank on $(hostname): CUDA_VISIBLE_DEVICES=$CUDA_VISIBLE_DEVICES"
+fi
 
 address=$(sw_host_address "${coordinator%:*}")
 replica=$((rank / tp))

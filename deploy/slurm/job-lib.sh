@@ -86,10 +86,10 @@ start_group() {
       ;;
     mpirun)
       sw_mpirun_args mpi "$MPI_TRANSPORT" "$MPI_NETWORKS"
-      # scancel signals mpirun together with the leader; mpirun then waits this long, sends its
-      # ranks SIGTERM, waits as long again and kills them: the leader's time to drain. (It also
-      # delays the end of a launch whose rank died by as much; srun has no such wait.)
-      launch=(mpirun "${mpi[@]}" --mca odls_base_sigkill_timeout $(((DRAIN_TIMEOUT_S + 1) / 2)))
+      # scancel signals mpirun together with the leader, and mpirun kills its ranks this long
+      # after (1 s by default): the leader's time to drain. (It can also delay the end of a
+      # launch whose rank died by as much; srun has no such wait.)
+      launch=(mpirun "${mpi[@]}" --mca odls_base_sigkill_timeout "$DRAIN_TIMEOUT_S")
       [ "$het" = - ] || sw_die "LAUNCHER=mpirun runs in a plain job, not a heterogeneous one"
       ;;
     *) sw_die "LAUNCHER=$launcher: expected srun or mpirun" ;;

@@ -1,7 +1,9 @@
 # shellcheck shell=bash
 # Sourced by slurm_cluster_test.sh: a real one-node Slurm cluster in a folder of its own (nothing
 # in /etc): munged with its own key and socket, slurmctld and slurmd from Debian's slurm-wlm,
-# this machine as controller and only node, 2 CPUs shared by up to 4 jobs each.
+# this machine as controller and only node, 2 CPUs shared by up to 4 jobs each, and 2 "GPUs":
+# Slurm GRES backed by character devices that are /dev/null, so that --gpus-per-task and the
+# CUDA_VISIBLE_DEVICES Slurm gives each task are real while the ranks run on the CPU.
 # Gives:
 #   start_slurm_cluster DIR   writes DIR/slurm.conf, starts the daemons, exports SLURM_CONF,
 #                             returns once the node is idle
@@ -16,6 +18,7 @@ slurm_conf() {
   read -r ctld_port slurmd_port <<<"$(free_ports 2)"
   cat <<EOF
 ClusterName=shardwise-test
+GresTypes=gpu
 SlurmctldHost=$(hostname)(127.0.0.1)
 SlurmctldPort=$ctld_port
 SlurmdPort=$slurmd_port
@@ -42,7 +45,7 @@ ReturnToService=2
 # Time a job's processes have between SIGTERM and SIGKILL: the shard leaders drain in it.
 KillWait=30
 MinJobAge=10
-NodeName=$(hostname) NodeAddr=127.0.0.1 CPUs=2 State=UNKNOWN
+NodeName=$(hostname) NodeAddr=127.0.0.1 CPUs=2 Gres=gpu:2 State=UNKNOWN
 PartitionName=debug Nodes=$(hostname) Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:4
 EOF
 }
@@ -60,6 +63,9 @@ start_slurm_cluster() {
     >"$slurm_dir/munge/munged.out" 2>&1 &
   slurm_daemon_pids+=($!)
   slurm_conf >"$slurm_dir/slurm.conf"
+  mknod "$slurm_dir/fake-gpu0" c 1 3
+  mknod "$slurm_dir/fake-gpu1" c 1 3
+  echo "NodeName=$(hostname) Name=gpu File=$slurm_dir/fake-gpu[0-1]" >"$slurm_dir/gres.conf"
   export SLURM_CONF=$slurm_dir/slurm.conf
   for _ in $(seq 50); do [ -S "$slurm_dir/munge/socket" ] && break; sleep 0.1; done
   slurmctld -D -f "$SLURM_CONF" >"$slurm_dir/slurmctld.out" 2>&1 &
