@@ -77,7 +77,7 @@ def wait_replica():
         _, seen = replicas()
         live = any(r["address"] == args.address and r["live"] for r in seen)
         return live == (args.state == "live")
-    wait_for(reached, f"replica {args.address} {args.state}")
+    return wait_for(reached, f"replica {args.address} {args.state}")
 
 
 def cli_generate(ids, max_tokens):
@@ -158,7 +158,9 @@ def streams():
     print(f"ran {args.then!r} with {args.count} streams in flight", flush=True)
     if args.gone:
         args.address, args.state = args.gone, "gone"
-        wait_replica()
+        elapsed = wait_replica()
+        check(elapsed <= args.gone_within,
+              f"out of rotation within {args.gone_within} s (the heartbeat window and a sweep)")
     for t in threads:
         t.join(TIMEOUT)
     check(not any(t.is_alive() for t in threads),
@@ -211,6 +213,7 @@ def main():
     p.add_argument("--expect", choices=["ok", "cut"], required=True)
     p.add_argument("--gone", metavar="ADDR", help="then time until the replica at ADDR is out "
                    "of rotation")
+    p.add_argument("--gone-within", type=float, default=60, help="seconds --gone may take")
     sub.add_parser("no-replica")
     args = parser.parse_args()
     {"wait-live": wait_live, "wait-replica": wait_replica, "matches-cli": matches_cli,

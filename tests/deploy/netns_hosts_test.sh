@@ -87,7 +87,7 @@ printf '%s slots=1\n%s slots=1\n' "$host_a" "$host_b" >"$work/hostfile"
 
 grpc_port=50051 http_port=8000
 on_host "${namespaces[2]}" host-c "$coordinator" --grpc "$host_c:$grpc_port" --http "$host_c:$http_port" \
-  --heartbeat-ms 250 --missed-heartbeats 4 --models stories260K >"$work/coordinator.log" 2>&1 &
+  --heartbeat-ms 500 --missed-heartbeats 4 --models stories260K >"$work/coordinator.log" 2>&1 &
 pids+=($!)
 on_host "${namespaces[0]}" host-a "$repo/deploy/lib/supervise.sh" --backoff-min 1 --backoff-max 2 \
   --drain-timeout 5 --orphan-grace 3 --remote-shell "$agent" --state-dir "$work/state" -- \
@@ -109,7 +109,9 @@ grep -q "follows in replica 0" "$work"/logs/group-host-a-launch1.rank1.log &&
 client matches-cli --cli "$cli" --model-dir "$model" --prompts 2
 
 # Cut host-a's cable while streams run.
-client --timeout 30 streams --count 4 --max-tokens 400 --expect cut --gone "$address" \
+# The coordinator's window: 4 missed heartbeats of 500 ms; 1 s more for its 100 ms sweep and
+# the heartbeat that was on its way when the cable went.
+client --timeout 30 streams --count 4 --max-tokens 400 --expect cut --gone "$address" --gone-within 3 \
   --then "ip link set veth-${namespaces[0]} down && date +%s.%N >$work/cut-at" | tee "$work/cut.txt"
 cut=$(cat "$work/cut-at")
 client no-replica

@@ -39,7 +39,7 @@ trap 'status=$?; [ $status -eq 0 ] || show_logs; stop_slurm_cluster; loopback_cl
 # What a user sets for the scripts (sbatch passes the environment on). SHARDWISE_HOME is the
 # folder sbatch runs from; the binaries are this build's.
 export SHARDWISE_BIN=$(dirname "$shard") SHARDWISE_RUN_DIR=$run GRPC_PORT=$grpc_port HTTP_PORT=$http_port
-export COORDINATOR_ARGS="--heartbeat-ms 200 --models stories260K"
+export COORDINATOR_ARGS="--heartbeat-ms 500 --models stories260K"
 export MODEL=$repo/assets/models/stories260K BACKOFF_MIN_S=1 DRAIN_TIMEOUT_S=20
 mkdir -p "$run"
 cd "$repo"
