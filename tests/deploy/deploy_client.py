@@ -2,7 +2,7 @@
 HTTP), for the deployment tests (slurm_cluster_test.sh, netns_hosts_test.sh). Each subcommand
 checks one thing, prints what it saw, and exits non-zero on failure.
 
-  wait-live N               /health is 200 with exactly N live replicas; prints the seconds
+  wait-live N [--at-least]  /health is 200 with N live replicas (or more); prints the seconds
   wait-replica ADDR live|gone   the replica registered at ADDR is live / out of rotation
   matches-cli               completions over gRPC (concurrent) and HTTP equal `shardwise generate`
   streams                   long streams; once each has a token, runs --then; checks how they end
@@ -68,8 +68,10 @@ def wait_for(predicate, what):
 def wait_live():
     def ready():
         status, seen = replicas()
-        return status == 200 and sum(r["live"] for r in seen) == args.count
-    wait_for(ready, f"/health 200 with {args.count} live replicas")
+        live = sum(r["live"] for r in seen)
+        return status == 200 and (live >= args.count if args.at_least else live == args.count)
+    wait_for(ready, f"/health 200 with {'at least ' if args.at_least else ''}{args.count} live "
+             "replicas")
 
 
 def wait_replica():
@@ -199,6 +201,7 @@ def main():
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("wait-live")
     p.add_argument("count", type=int)
+    p.add_argument("--at-least", action="store_true")
     p = sub.add_parser("wait-replica")
     p.add_argument("address")
     p.add_argument("state", choices=["live", "gone"])

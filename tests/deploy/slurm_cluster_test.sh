@@ -56,7 +56,7 @@ jobs=$(DEVICE=cpu GPU_TP=2 GPU_MODEL=$MODEL CPU_MODEL=$MODEL CPU_LAUNCHER=mpirun
 echo "$jobs"
 group=$(sed -n 's/^gpu=//p' <<<"$jobs")
 replica=$(sed -n 's/^cpu=//p' <<<"$jobs")_0
-client --timeout 120 wait-live 1 >/dev/null
+client --timeout 120 wait-live 1 --at-least
 first=$(date +%s.%N)
 client --timeout 120 wait-live 2
 echo "sbatch -> /health 200: $(awk -v a="$start" -v b="$first" 'BEGIN { printf "%.1f", b - a }') s; both replicas live: $(since "$start") s"
