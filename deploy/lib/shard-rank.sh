@@ -12,17 +12,21 @@
 #   - leaders (tp rank 0) write STATE_DIR/leader.RANK ("host pid slurm-step") for
 #     deploy/lib/supervise.sh, which drains them first; followers ignore SIGTERM, so a scancel or
 #     a stop reaches the leader, which finishes its streams and then stops them.
-# Usage: shard-rank.sh --tp N --coordinator HOST:PORT --port P|auto [--iface IFACE] [--bin DIR]
-#                      [--log-dir DIR] [--log-name NAME] [--state-dir DIR] -- [shardwise-shard options]
+# Usage: shard-rank.sh --tp N (--coordinator HOST:PORT | --coordinator-file FILE) --port P|auto
+#                      [--iface IFACE] [--bin DIR] [--log-dir DIR] [--log-name NAME]
+#                      [--state-dir DIR] -- [shardwise-shard options]
+# --coordinator-file: the coordinator job's address file (grpc=HOST:PORT), read when the rank
+# starts (so a relaunch finds a coordinator that moved), waited for up to COORDINATOR_WAIT_S.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/common.sh"
 
-tp="" coordinator="" port="" bin="" log_dir="" log_name=shard state_dir=${SHARDWISE_STATE_DIR:-}
+tp="" coordinator="" coordinator_file="" port="" bin="" log_dir="" log_name=shard state_dir=${SHARDWISE_STATE_DIR:-}
 while [ $# -gt 0 ]; do
   case $1 in
     --tp) tp=$2; shift 2 ;;
     --coordinator) coordinator=$2; shift 2 ;;
+    --coordinator-file) coordinator_file=$2; shift 2 ;;
     --port) port=$2; shift 2 ;;
     --iface) export SHARDWISE_IFACE=$2; shift 2 ;;
     --bin) bin=$2; shift 2 ;;
@@ -33,7 +37,8 @@ while [ $# -gt 0 ]; do
     *) sw_die "unknown option $1 (see the usage at the top of $0)" ;;
   esac
 done
-[ -n "$tp" ] && [ -n "$coordinator" ] && [ -n "$port" ] || sw_die "--tp, --coordinator and --port are required"
+[ -n "$tp" ] && [ -n "$coordinator$coordinator_file" ] && [ -n "$port" ] ||
+  sw_die "--tp, --coordinator (or --coordinator-file) and --port are required"
 
 if [ -n "${OMPI_COMM_WORLD_RANK:-}" ]; then
   rank=$OMPI_COMM_WORLD_RANK local_rank=${OMPI_COMM_WORLD_LOCAL_RANK:-0} slurm_step=-
@@ -57,6 +62,8 @@ if [ -n "${CUDA_VISIBLE_DEVICES:-}" ]; then
   sw_log "local rank $local_rank on $(hostname): CUDA_VISIBLE_DEVICES=$CUDA_VISIBLE_DEVICES"
 fi
 
+[ -z "$coordinator_file" ] ||
+  coordinator=$(sw_wait_for_key "$coordinator_file" grpc "${COORDINATOR_WAIT_S:-600}")
 address=$(sw_host_address "${coordinator%:*}")
 replica=$((rank / tp))
 if [ $((rank % tp)) -eq 0 ]; then

@@ -15,8 +15,9 @@
 #   --state-dir DIR    where the ranks write leader pid files (default: a temporary folder)
 #   --remote-shell CMD how to reach a leader on another host to signal it: "ssh" (default), or
 #                      any command called as CMD HOST COMMAND
-#   --watch FILE       relaunch (drained) whenever FILE's contents change, e.g. the coordinator's
-#                      address file
+#   --watch FILE       relaunch (drained) when FILE comes to hold something new, e.g. the
+#                      coordinator's address file when it moved; FILE going away changes nothing
+#                      (a coordinator back at the same address is registered with again)
 #   --orphan-grace S   a launch whose leaders on this host have all exited is stopped after S
 #                      seconds (default 10): mpirun waits minutes on a host it cannot reach
 # COMMAND sees SHARDWISE_STATE_DIR (for deploy/lib/shard-rank.sh) and SHARDWISE_LAUNCH (1, 2, ...).
@@ -109,7 +110,7 @@ drain() {
   [ -n "$child" ] && kill -0 "$child" 2>/dev/null || return 0
   signal_leaders
   wait_child "$drain_timeout" && return 0
-  sw_log "leaders still running after ${drain_timeout}s: stopping the launcher"
+  sw_log "the launch still runs ${drain_timeout}s after the leaders were asked to drain: stopping it"
   stop_launch
 }
 
@@ -138,16 +139,21 @@ while [ $stopping -eq 0 ]; do
   changed=0
   started=$SECONDS
   sw_log "launch $launch: $*"
-  # Its own process group, so that a stop reaches everything it started on this host.
+  # A session of its own, so that a stop reaches everything it started on this host.
   setsid "$@" &
   child=$!
   orphaned=0
   while kill -0 "$child" 2>/dev/null && [ $stopping -eq 0 ]; do
-    if [ -n "$watch" ] && [ "$(watched)" != "$watched_before" ]; then
-      sw_log "$watch changed: relaunching the group"
-      changed=1
-      drain
-      break
+    now_watched=$(watched)
+    if [ -n "$now_watched" ] && [ "$now_watched" != "$watched_before" ]; then
+      if [ -z "$watched_before" ]; then
+        watched_before=$now_watched  # launched before it existed: the ranks wait and read it
+      else
+        sw_log "$watch changed: relaunching the group"
+        changed=1
+        drain
+        break
+      fi
     fi
     if leaders_gone; then
       orphaned=$((orphaned + 1))

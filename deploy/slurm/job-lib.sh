@@ -5,13 +5,14 @@
 # $SHARDWISE_RUN_DIR/coordinator (a folder every node sees, like $HOME), as
 #   grpc=HOST:PORT  http=HOST:PORT  job=ID  node=NAME
 # and the shard jobs wait for that file, then register with grpc=. A coordinator that comes back
-# on another node rewrites the file; the groups' supervisors see it change and relaunch there.
+# on another node rewrites the file; the groups' supervisors see it change and relaunch, and the
+# relaunched ranks read the new address.
 # Variables: docs/deployment.md has them all.
 set -uo pipefail
 : "${SHARDWISE_HOME:?set SHARDWISE_HOME to the shardwise checkout (default: the folder you sbatch from)}"
 SHARDWISE_BIN=${SHARDWISE_BIN:-$SHARDWISE_HOME/build/bin}
 SHARDWISE_RUN_DIR=${SHARDWISE_RUN_DIR:-$HOME/shardwise-run}
-COORDINATOR_WAIT_S=${COORDINATOR_WAIT_S:-600}
+export COORDINATOR_WAIT_S=${COORDINATOR_WAIT_S:-600}  # the ranks read it too
 DRAIN_TIMEOUT_S=${DRAIN_TIMEOUT_S:-60}
 BACKOFF_MIN_S=${BACKOFF_MIN_S:-2}
 BACKOFF_MAX_S=${BACKOFF_MAX_S:-60}
@@ -59,29 +60,27 @@ coordinator_address() {
 }
 
 # Starts one launch of shard groups (TOTAL_TASKS / TP replicas), supervised.
-# Usage: start_group LAUNCHER TP PORT HET_GROUP -- [shardwise-shard options...]
+# Usage: start_group LAUNCHER TP PORT -- [shardwise-shard options...]
 #   LAUNCHER  srun (srun --mpi=pmix) or mpirun (Open MPI inside the allocation, no PMIx needed)
 #   PORT      the leaders' gRPC port, or auto (a free port on each leader's host)
-#   HET_GROUP the heterogeneous job's component to run in, or - for a plain job
 start_group() {
-  local launcher=$1 tp=$2 port=$3 het=$4 coordinator name=$job_name state launch=() mpi=() cpus
-  [ "${5:-}" = -- ] || sw_die "start_group LAUNCHER TP PORT HET_GROUP -- [shard options]"
-  shift 5
+  local launcher=$1 tp=$2 port=$3 coordinator state=$SHARDWISE_RUN_DIR/state/$job_name
+  local launch=() mpi=() where=(--coordinator-file "$address_file") watch=(--watch "$address_file")
+  [ "${4:-}" = -- ] || sw_die "start_group LAUNCHER TP PORT -- [shard options]"
+  shift 4
   coordinator=$(coordinator_address) || exit 2
-  [ "$het" = - ] || name+=.het$het
+  if [ -n "${COORDINATOR:-}" ]; then
+    where=(--coordinator "$COORDINATOR")
+    watch=()
+  fi
   # Threads per rank: the task's CPUs (srun no longer passes --cpus-per-task down by itself).
-  cpus=${SLURM_CPUS_PER_TASK:-}
-  local het_cpus=SLURM_CPUS_PER_TASK_HET_GROUP_$het
-  [ "$het" = - ] || cpus=${!het_cpus:-}
+  local cpus=${SLURM_CPUS_PER_TASK:-}
   case " $* " in *" --threads "*) ;; *) [ -z "$cpus" ] || set -- --threads "$cpus" "$@" ;; esac
-  state=$SHARDWISE_RUN_DIR/state/$name
-  local rank=("$SHARDWISE_HOME/deploy/lib/shard-rank.sh" --tp "$tp" --coordinator "$coordinator"
-    --port "$port" --bin "$SHARDWISE_BIN" --log-dir "$log_dir" --log-name "$name"
-    --state-dir "$state" --)
+  local rank=("$SHARDWISE_HOME/deploy/lib/shard-rank.sh" --tp "$tp" "${where[@]}" --port "$port"
+    --bin "$SHARDWISE_BIN" --log-dir "$log_dir" --log-name "$job_name" --state-dir "$state" --)
   case $launcher in
     srun)
       launch=(srun --mpi=pmix --kill-on-bad-exit=1)
-      [ "$het" = - ] || launch+=(--het-group="$het")
       [ -z "$cpus" ] || launch+=(--cpus-per-task="$cpus")
       ;;
     mpirun)
@@ -90,17 +89,14 @@ start_group() {
       # after (1 s by default): the leader's time to drain. (It can also delay the end of a
       # launch whose rank died by as much; srun has no such wait.)
       launch=(mpirun "${mpi[@]}" --mca odls_base_sigkill_timeout "$DRAIN_TIMEOUT_S")
-      [ "$het" = - ] || sw_die "LAUNCHER=mpirun runs in a plain job, not a heterogeneous one"
       ;;
     *) sw_die "LAUNCHER=$launcher: expected srun or mpirun" ;;
   esac
-  local watch=()
-  [ -n "${COORDINATOR:-}" ] || watch=(--watch "$address_file")
   "$supervise" --state-dir "$state" --drain-timeout "$DRAIN_TIMEOUT_S" "${watch[@]}" \
     --backoff-min "$BACKOFF_MIN_S" --backoff-max "$BACKOFF_MAX_S" -- \
-    "${launch[@]}" "${rank[@]}" "$@" >>"$log_dir/$name.supervisor.log" 2>&1 &
+    "${launch[@]}" "${rank[@]}" "$@" >>"$log_dir/$job_name.supervisor.log" 2>&1 &
   supervisors+=($!)
-  sw_log "shard group ($launcher, tp $tp) registering with $coordinator: logs $log_dir/$name.*"
+  sw_log "shard group ($launcher, tp $tp) registering with $coordinator: logs $log_dir/$job_name.*"
 }
 
 # Drains on SIGTERM (scancel, or --signal=B:TERM@SECONDS before the time limit): the shard

@@ -17,6 +17,16 @@ std::string read_optional_file(const std::string& path) {
   return text.str();
 }
 
+// A channel that tries a coordinator that went away again every second or two, where gRPC's
+// own backoff would wait up to two minutes: a restarted coordinator has its replicas back at once.
+std::shared_ptr<grpc::Channel> registry_channel(
+    const std::string& address, std::shared_ptr<grpc::ChannelCredentials> credentials) {
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 1000);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
+  return grpc::CreateCustomChannel(address, std::move(credentials), args);
+}
+
 }  // namespace
 
 grpc::ServerBidiReactor<v1::ShardServeRequest, v1::ShardServeResponse>* ShardService::Serve(
@@ -59,7 +69,7 @@ StatusOr<v1::ModelCard> read_model_card(const std::string& model_dir) {
 Registrar::Registrar(std::string coordinator, std::shared_ptr<grpc::ChannelCredentials> credentials,
                      v1::ModelCard card, const EngineLoop& loop)
     : coordinator_(std::move(coordinator)),
-      stub_(v1::Registry::NewStub(grpc::CreateChannel(coordinator_, std::move(credentials)))),
+      stub_(v1::Registry::NewStub(registry_channel(coordinator_, std::move(credentials)))),
       card_(std::move(card)),
       loop_(loop),
       thread_([this] { run(); }) {}

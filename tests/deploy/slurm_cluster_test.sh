@@ -6,8 +6,9 @@
 # (deploy_client.py): /health, tokens equal to `shardwise generate`, per-rank log files, one GPU
 # per rank; a killed rank relaunched by the batch script's retry loop; `scontrol requeue` of the
 # group while streams are in flight (they finish: the leader drains; the replica leaves, and
-# returns when the requeued job runs); `scancel` of the other replica the same way. Every daemon
-# and job is stopped on exit, whatever happened.
+# returns when the requeued job runs); `scancel` of the other replica the same way; a requeued
+# coordinator, with which the group registers again; a coordinator that moved, which the group
+# follows through its address file. Every daemon and job is stopped on exit, whatever happened.
 # Usage: slurm_cluster_test.sh COORDINATOR SHARD CLI PROTO_DIR
 set -euo pipefail
 coordinator=$1 shard=$2 cli=$3 proto_dir=$4
@@ -99,5 +100,26 @@ grep -q "registered stories260K" "$run/logs/shardwise-gpu-$group.run1.step0.rank
 # scancel the mpirun replica while streams run: it drains too, and leaves for good.
 client streams --count 6 --max-tokens 200 --expect ok --then "scancel $replica"
 client --timeout 30 wait-live 1
+
+# The coordinator job is requeued: the group, registered at the same address, registers again
+# as soon as it is back.
+coordinator_job=$(sed -n 's/^coordinator=//p' <<<"$jobs")
+scontrol requeue "$coordinator_job"
+for _ in $(seq 150); do [ "$(squeue -h -j "$coordinator_job" -o %T)" = PENDING ] && break; sleep 0.2; done
+released=$(date +%s.%N)
+scontrol update JobId="$coordinator_job" StartTime=now
+client --timeout 60 wait-live 1
+echo "requeued coordinator serving again $(since "$released") s after its release"
+
+# The coordinator moves (cancelled; a new job on other ports): the group's supervisor sees the
+# new address file and relaunches the group, whose ranks register there.
+scancel "$coordinator_job"
+read -r grpc_port http_port <<<"$(free_ports 2)"
+moved=$(date +%s.%N)
+GRPC_PORT=$grpc_port HTTP_PORT=$http_port sbatch --parsable $sbatch_args deploy/slurm/coordinator.sbatch >/dev/null
+client --timeout 60 wait-live 1
+echo "moved coordinator serving $(since "$moved") s after its sbatch"
+grep -q "coordinator changed: relaunching the group" "$run/logs/shardwise-gpu-$group.run1.supervisor.log" ||
+  { echo "FAIL: the group did not follow the coordinator's address file"; exit 1; }
 client matches-cli --cli "$cli" --model-dir "$MODEL" --prompts 2
 echo "PASS"
