@@ -26,7 +26,7 @@ StatusOr<std::unique_ptr<MpiSession>> MpiSession::start(int* argc, char*** argv,
   }
   config.tp_size = tp_size;
   set_check_context_rank(config.world_rank);
-  set_log_rank(config.world_rank);
+  set_log_rank(config.world_rank, config.replica());
 
   MPI_Comm host_comm;
   MPI_CHECK(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, config.world_rank,

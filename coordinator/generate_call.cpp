@@ -206,6 +206,10 @@ void GenerateCall::on_end(const Status& shard_status) {
   --replica_->outstanding;
   Status status = attempt_status(shard_status);
   metrics_.add_generated_tokens(request_.model, attempt_->tokens);
+  // A first token means the replica prefilled the prompt.
+  if (attempt_->tokens > 0) {
+    metrics_.add_prompt_tokens(request_.model, static_cast<int>(request_.prompt_ids.size()));
+  }
   if (status.ok() || !is_replica_failure(status.code())) return finish(status);
   registry_.mark_dead(*replica_, status.message());
   if (attempt_->tokens > 0) {

@@ -11,10 +11,15 @@
 #include <iterator>
 #include <thread>
 
+#include "common/command_line.h"
 #include "common/logging.h"
+#include "common/net_address.h"
+#include "common/version.h"
+#include "common/yaml_config.h"
+#include "coordinator/grpc_health.h"
 #include "coordinator/grpc_services.h"
 #include "coordinator/openai_http.h"
-#include "coordinator/yaml_config.h"
+#include "proto/grpc_process.h"
 
 namespace shardwise {
 namespace {
@@ -32,6 +37,7 @@ struct CoordinatorOptions {
   int http_threads = 64;
   RouterOptions router;
   std::string log_level = "info";
+  std::string log_format = "text";
 };
 
 std::atomic<bool> g_stop_requested{false};
@@ -57,7 +63,7 @@ int run(const CoordinatorOptions& o) {
   StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials = grpc_credentials(o);
   if (!credentials.ok()) {
     log()->error("TLS: {}", credentials.status().to_string());
-    return 2;
+    return kExitRuntimeFailure;
   }
   Registry registry(std::chrono::milliseconds(o.heartbeat_ms), o.missed_heartbeats, o.router);
   registry.expect_models(o.models);
@@ -68,21 +74,24 @@ int run(const CoordinatorOptions& o) {
 
   grpc::ServerBuilder builder;
   int grpc_port = 0;
+  never_share_port(builder);
   builder.AddListeningPort(o.grpc_address, *credentials, &grpc_port);
   builder.RegisterService(&inference);
   builder.RegisterService(&registry_service);
   builder.SetMaxReceiveMessageSize(static_cast<int>(std::max<size_t>(o.max_body_bytes, 64 << 20)));
   std::unique_ptr<grpc::Server> grpc_server = builder.BuildAndStart();
   if (!grpc_server || grpc_port == 0) {
-    log()->error("cannot listen on {} (gRPC)", o.grpc_address);
-    return 2;
+    log()->error("cannot listen on {} (gRPC)", why_cannot_listen(o.grpc_address));
+    return kExitRuntimeFailure;
   }
+  HealthPublisher health(grpc_server->GetHealthCheckService());
+  health.update(registry);
   OpenAiHttpServer http(generation, registry, metrics,
                         {o.api_key, o.max_body_bytes, o.http_threads, o.tls_cert, o.tls_key});
   StatusOr<int> http_port = http.bind(o.http_address);
   if (!http_port.ok()) {
     log()->error("{}", http_port.status().to_string());
-    return 2;
+    return kExitRuntimeFailure;
   }
   log()->info("coordinator: gRPC on port {}, HTTP on port {}{}{}", grpc_port, *http_port,
               o.tls_cert.empty() ? "" : ", TLS", o.api_key.empty() ? "" : ", API key required");
@@ -94,8 +103,10 @@ int run(const CoordinatorOptions& o) {
   while (!g_stop_requested) {
     std::this_thread::sleep_for(tick);
     registry.expire(std::chrono::steady_clock::now());
+    health.update(registry);
   }
   log()->info("shutting down: draining in-flight requests");
+  health.shutdown();
   http.stop();  // stops accepting; joins its workers, so streams in flight finish first
   http_thread.join();
   grpc_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(30));
@@ -111,16 +122,9 @@ int main(int argc, char** argv) {
       "registered shard leaders.\n"
       "  shardwise-coordinator --grpc 0.0.0.0:50051 --http 0.0.0.0:8000 [--config FILE]"};
   shardwise::CoordinatorOptions o;
-  app.config_formatter(std::make_shared<shardwise::YamlConfig>());
-  app.set_config("--config", "",
-                 "YAML file of options: each key an option's long name (api_key or api-key; "
-                 "nested maps join with '-', e.g. tls: {cert: F, key: F}); the command line "
-                 "overrides it");
-  app.allow_config_extras(CLI::config_extras_mode::error);
   bool print_config = false;
-  app.add_flag("--print-config", print_config,
-               "Print the effective options as a YAML --config file and exit")
-      ->configurable(false);
+  shardwise::add_yaml_config(app, print_config);
+  shardwise::add_version_flag(app, "shardwise-coordinator");
   app.add_option("--grpc", o.grpc_address, "Public gRPC API and shard registry, HOST:PORT")
       ->capture_default_str();
   app.add_option("--http", o.http_address, "OpenAI-compatible HTTP API, HOST:PORT")
@@ -158,14 +162,20 @@ int main(int argc, char** argv) {
                "Ignore request priority (interactive->cuda, batch->cpu) when routing");
   app.add_option("--log-level", o.log_level, "trace, debug, info, warn, error or off")
       ->capture_default_str();
-  CLI11_PARSE(app, argc, argv);
+  app.add_option("--log-format", o.log_format,
+                 "text, or json: one object per line (time, level, rank, replica, message)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"text", "json"}));
+  if (auto exit_code = shardwise::parse_command_line(app, argc, argv)) return *exit_code;
   if (print_config) {
     std::cout << app.config_to_str(true, false);
-    return 0;
+    return shardwise::kExitOk;
   }
   if (!shardwise::set_log_level(o.log_level)) {
     std::cerr << "unknown --log-level " << o.log_level << "\n";
-    return 2;
+    return shardwise::kExitUsage;
   }
+  shardwise::set_log_format(o.log_format);
+  shardwise::init_grpc_process();  // health, reflection, gRPC's log lines through ours
   return shardwise::run(o);
 }

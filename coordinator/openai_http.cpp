@@ -1,11 +1,14 @@
 #include "coordinator/openai_http.h"
 
 #include <httplib.h>
+#include <sys/socket.h>
 
 #include "common/logging.h"
+#include "common/net_address.h"
 #include "coordinator/auth.h"
 #include "coordinator/grpc_services.h"
 #include "coordinator/openai_protocol.h"
+#include "coordinator/readiness.h"
 
 namespace shardwise {
 namespace {
@@ -55,6 +58,12 @@ OpenAiHttpServer::OpenAiHttpServer(Generation& generation, Registry& registry, M
   const int threads = options_.threads;
   server_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   server_->set_payload_max_length(options_.max_body_bytes);
+  // httplib's default adds SO_REUSEPORT, which lets a second coordinator bind the same port
+  // and take half the connections: a port in use must fail the bind instead.
+  server_->set_socket_options([](socket_t sock) {
+    const int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
   add_routes();
 }
 
@@ -126,6 +135,18 @@ void OpenAiHttpServer::add_routes() {
     send_json(res, health.serving() ? 200 : 503,
               {{"status", health.serving() ? "ok" : "unavailable"}, {"replicas", replicas}});
   });
+  // Probes (docs/operations.md): live while the process answers; ready while every model it
+  // knows has a live replica.
+  server_->Get("/health/live", [](const httplib::Request&, httplib::Response& res) {
+    send_json(res, 200, {{"status", "ok"}});
+  });
+  server_->Get("/health/ready", [this](const httplib::Request&, httplib::Response& res) {
+    const Readiness now = readiness(registry_);
+    json models = json::object();
+    for (const auto& [model, live] : now.live_replicas) models[model] = {{"live_replicas", live}};
+    send_json(res, now.ready ? 200 : 503,
+              {{"status", now.ready ? "ok" : "unavailable"}, {"models", models}});
+  });
   server_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
     res.set_content(metrics_.render(registry_), "text/plain; version=0.0.4");
   });
@@ -136,21 +157,14 @@ StatusOr<int> OpenAiHttpServer::bind(const std::string& address) {
     return failed_precondition("cannot load the TLS certificate {} and key {}",
                                options_.tls_cert_file, options_.tls_key_file);
   }
-  const size_t colon = address.rfind(':');
-  if (colon == std::string::npos) return invalid_argument("--http {}: expected HOST:PORT", address);
-  const std::string host = address.substr(0, colon);
-  int port = 0;
-  try {
-    port = std::stoi(address.substr(colon + 1));
-  } catch (const std::exception&) {
-    return invalid_argument("--http {}: expected HOST:PORT", address);
-  }
+  SW_ASSIGN_OR_RETURN(HostPort parsed, parse_host_port(address, "--http"));
+  int port = parsed.port;
   if (port == 0) {
-    port = server_->bind_to_any_port(host);
-    if (port < 0) return unavailable("cannot bind {}", address);
-    return port;
+    port = server_->bind_to_any_port(parsed.host);
+  } else if (!server_->bind_to_port(parsed.host, port)) {
+    port = -1;
   }
-  if (!server_->bind_to_port(host, port)) return unavailable("cannot bind {}", address);
+  if (port < 0) return unavailable("cannot listen on {} (HTTP)", why_cannot_listen(address));
   return port;
 }
 

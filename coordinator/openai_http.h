@@ -1,6 +1,7 @@
 // The OpenAI-compatible HTTP front end (cpp-httplib): GET /v1/models, POST /v1/completions,
 // POST /v1/chat/completions (stream: true -> server-sent events ending "data: [DONE]"),
-// GET /health (200 only when every known model has a live replica) and GET /metrics.
+// GET /health (200 only when every known model has a live replica, with the replicas),
+// GET /health/live and /health/ready (probes: docs/operations.md) and GET /metrics.
 #pragma once
 
 #include <memory>
@@ -29,7 +30,8 @@ class OpenAiHttpServer {
   ~OpenAiHttpServer();
 
   // Binds "HOST:PORT" (port 0 picks a free one); returns the port. FAILED_PRECONDITION when
-  // the TLS certificate or key cannot be loaded.
+  // the TLS certificate or key cannot be loaded, UNAVAILABLE saying why when the port cannot
+  // be bound (e.g. "address already in use": the port is never shared).
   StatusOr<int> bind(const std::string& address);
   // Serves until stop(); in-flight requests finish first.
   void serve();

@@ -31,6 +31,16 @@ void Replica::close_session() {
   if (session_) session_->close();
 }
 
+v1::EngineMetrics Replica::engine_metrics() const {
+  std::lock_guard lock(engine_metrics_mutex_);
+  return engine_metrics_;
+}
+
+void Replica::set_engine_metrics(const v1::EngineMetrics& metrics) {
+  std::lock_guard lock(engine_metrics_mutex_);
+  engine_metrics_ = metrics;
+}
+
 Registry::Registry(std::chrono::milliseconds heartbeat_interval, int missed_heartbeats,
                    RouterOptions router)
     : heartbeat_interval_(heartbeat_interval),
@@ -86,6 +96,7 @@ Status Registry::heartbeat(const v1::HeartbeatRequest& beat) {
       r->running = beat.running();
       r->waiting = beat.waiting();
       r->kv_cache_usage = beat.kv_cache_usage();
+      r->set_engine_metrics(beat.engine());
       return ok_status();
     }
   }

@@ -42,10 +42,16 @@ struct Replica {
   // Breaks the stream, ending its requests, so that none waits on a replica that stopped
   // heartbeating or was replaced.
   void close_session();
+  // The engine's counters from the last heartbeat (empty before the first, or from leaders
+  // older than EngineMetrics).
+  v1::EngineMetrics engine_metrics() const;
+  void set_engine_metrics(const v1::EngineMetrics& metrics);
 
  private:
   std::mutex session_mutex_;
   std::shared_ptr<ReplicaSession> session_;  // guarded by session_mutex_
+  mutable std::mutex engine_metrics_mutex_;
+  v1::EngineMetrics engine_metrics_;  // guarded by engine_metrics_mutex_
 };
 
 struct RouterOptions {

@@ -19,7 +19,7 @@ BELOW = {
     "comm": {"common", "comm"},
     "models": {"common", "comm", "kernels/cpu", "kernels/cuda", "kernels/top", "models"},
     "tokenizer": {"common", "tokenizer"},
-    "proto": {"proto"},
+    "proto": {"common", "proto"},  # grpc_process.cpp logs through common; the contracts need nothing
 }
 BELOW["shard/runner"] = BELOW["models"] | {"shard/runner"}
 BELOW["shard/engine"] = BELOW["shard/runner"] | {"shard/engine"}
@@ -33,7 +33,7 @@ NO_CUDA = {"common", "tokenizer", "coordinator", "proto", "kernels/cpu"}
 CUDA_HEADER = re.compile(r"#\s*include\s*<(cuda|cublas|nccl|curand|cub/|thrust/)")
 PROJECT_INCLUDE = re.compile(r'#\s*include\s*"([^"]+)"')
 SOURCES = ("*.h", "*.cpp", "*.cu", "*.cuh")
-CHECKED_TOP = ("common", "kernels", "comm", "models", "tokenizer", "shard", "coordinator")
+CHECKED_TOP = ("common", "kernels", "comm", "models", "tokenizer", "proto", "shard", "coordinator")
 
 
 def library_of(relative: str) -> str | None:

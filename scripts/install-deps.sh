@@ -2,6 +2,9 @@
 # Installs every Debian package shardwise needs to build and test. Idempotent and quiet: when
 # all packages are present it changes nothing. The CUDA toolkit (nvcc, cuBLAS, NCCL) is not a
 # Debian package here; it is found at /usr/local/cuda when present and skipped otherwise.
+# For the operations tests: grpc-proto (health and reflection .proto files for the Python
+# client), prometheus (promtool), debootstrap (the Debian 12 root of tests/deploy) and systemd
+# (systemd-analyze verify of deploy/systemd).
 set -euo pipefail
 
 packages=(
@@ -14,6 +17,7 @@ packages=(
   libyaml-cpp-dev libssl-dev openssl
   python3-grpcio python3-protobuf curl
   slurmctld slurmd slurm-client munge iproute2 procps util-linux
+  grpc-proto prometheus debootstrap debian-archive-keyring systemd
 )
 
 missing=()

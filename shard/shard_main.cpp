@@ -3,6 +3,7 @@
 // StepPlan every step) and the others follow. Two modes: one-shot (--ids), where rank 0 prints
 // the same JSON as `shardwise generate`; and serve (--coordinator, --listen), where each leader
 // serves the Shard gRPC API and registers its replica with the coordinator until SIGTERM.
+// Options come from the command line and from a YAML --config file (as the coordinator's).
 #include <grpcpp/grpcpp.h>
 
 #include <CLI/CLI.hpp>
@@ -16,10 +17,17 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "comm/agreement.h"
 #include "comm/mpi_communicator.h"
 #include "comm/mpi_session.h"
+#include "common/command_line.h"
 #include "common/logging.h"
+#include "common/net_address.h"
+#include "common/version.h"
+#include "common/yaml_config.h"
 #include "kernels/cpu/cpu_threads.h"
+#include "proto/grpc_process.h"
+#include "shard/cli/cli_support.h"
 #include "shard/cli/device_flags.h"
 #include "shard/cli/generation_output.h"
 #include "shard/engine/generator.h"
@@ -30,7 +38,7 @@ namespace shardwise {
 namespace {
 
 struct ShardOptions {
-  std::string model_dir = SHARDWISE_DEFAULT_MODEL_DIR;
+  std::string model_dir = cli::default_model_dir();
   int tp = 1;
   DeviceOptions device;  // --device, and with cuda --dtype, --random-weights, ...
   std::vector<int32_t> ids;
@@ -42,15 +50,32 @@ struct ShardOptions {
   double collective_timeout_s = 60;
   int threads = 0;
   std::string log_level = "info";
+  std::string log_format = "text";
   std::string coordinator;     // serve mode: the coordinator's Registry, e.g. "127.0.0.1:50051"
   std::string coordinator_ca;  // PEM roots that sign the coordinator's TLS certificate
   std::string listen;          // serve mode: replica r's leader listens on this port + r
+  std::string advertise;       // serve mode: HOST[:PORT] registered instead of --listen's
   std::string model_name;      // serve mode: the name clients use (default: the folder's name)
   int capacity = 8;            // serve mode: concurrent sequences
 };
 
+// --listen and --advertise are checked as they are parsed, so a malformed one is a usage error.
+CLI::Validator address_syntax(bool port_required) {
+  return CLI::Validator(
+      [port_required](std::string& value) -> std::string {
+        StatusOr<HostPort> parsed =
+            port_required ? parse_host_port(value, "") : parse_host_optional_port(value, "");
+        if (parsed.ok()) return "";
+        const std::string& message = parsed.status().message();  // " VALUE: why" (no flag)
+        return message.substr(message.find_first_not_of(' '));
+      },
+      port_required ? "HOST:PORT" : "HOST[:PORT]");
+}
+
 void add_options(CLI::App& app, ShardOptions& o) {
-  app.add_option("--model", o.model_dir, "Hugging Face model folder")->capture_default_str();
+  app.add_option("--model", o.model_dir, "Hugging Face model folder")
+      ->capture_default_str()
+      ->check(cli::existing_model_dir());
   app.add_option("--tp", o.tp,
                  "Tensor-parallel degree: ranks per replica (world size must be a "
                  "multiple)")
@@ -65,7 +90,13 @@ void add_options(CLI::App& app, ShardOptions& o) {
                  "certificate")
       ->check(CLI::ExistingFile);
   app.add_option("--listen", o.listen,
-                 "Serve mode: HOST:PORT of the leader's gRPC service (replica r adds r to PORT)");
+                 "Serve mode: HOST:PORT of the leader's gRPC service (replica r adds r to PORT)")
+      ->check(address_syntax(true));
+  app.add_option("--advertise", o.advertise,
+                 "Serve mode: HOST[:PORT] the coordinator is told to reach the leader at "
+                 "(replica r adds r to PORT; default: --listen's, where a wildcard host such as "
+                 "0.0.0.0 becomes this host's address toward the coordinator)")
+      ->check(address_syntax(false));
   app.add_option("--model-name", o.model_name, "Serve mode: model name (default: folder name)");
   app.add_option("--capacity", o.capacity,
                  "Serve mode: concurrent sequences (sizes the KV cache "
@@ -95,6 +126,10 @@ void add_options(CLI::App& app, ShardOptions& o) {
       ->capture_default_str();
   app.add_option("--log-level", o.log_level, "trace, debug, info, warn, error or off")
       ->capture_default_str();
+  app.add_option("--log-format", o.log_format,
+                 "text, or json: one object per line (time, level, rank, replica, message)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"text", "json"}));
 }
 
 int run_one_shot(const ShardOptions& o, const ParallelConfig& config, ModelRunner& runner) {
@@ -111,12 +146,12 @@ int run_one_shot(const ShardOptions& o, const ParallelConfig& config, ModelRunne
   StatusOr<GenerationResult> result = generate(runner, request);
   if (!tokenizer.ok() || !result.ok()) {
     log()->error("{}", (tokenizer.ok() ? result.status() : tokenizer.status()).to_string());
-    return 1;
+    return kExitRuntimeFailure;
   }
   auto output = cli::generation_json(result->token_ids, tokenizer->get());
   if (!output.ok()) {
     log()->error("{}", output.status().to_string());
-    return 1;
+    return kExitRuntimeFailure;
   }
   if (config.world_rank == 0) std::cout << output->dump() << std::endl;
   return 0;
@@ -126,19 +161,55 @@ std::atomic<bool> g_stop_requested{false};
 
 void request_stop(int) { g_stop_requested = true; }
 
-// "127.0.0.1:50061" with offset 2 -> "127.0.0.1:50063".
-StatusOr<std::string> offset_port(const std::string& address, int offset) {
-  const size_t colon = address.rfind(':');
-  int port = 0;
-  try {
-    port = std::stoi(address.substr(colon == std::string::npos ? 0 : colon + 1));
-  } catch (const std::exception&) {
-    return invalid_argument("--listen {}: expected HOST:PORT", address);
+// Replica r's leader listens on --listen's port + r: "127.0.0.1:50061", replica 2 ->
+// 127.0.0.1:50063.
+StatusOr<HostPort> listen_address(const ShardOptions& o, int replica) {
+  SW_ASSIGN_OR_RETURN(HostPort listen, parse_host_port(o.listen, "--listen"));
+  if (listen.port == 0 || listen.port + replica > 65535) {
+    return invalid_argument("--listen {}: replica {} needs port {}, from 1 to 65535", o.listen,
+                            replica, listen.port + replica);
   }
-  if (colon == std::string::npos || port <= 0) {
-    return invalid_argument("--listen {}: expected HOST:PORT", address);
+  listen.port += replica;
+  return listen;
+}
+
+// What the coordinator is told to dial: --advertise (its port, or else the listen port, plus the
+// replica's offset), else the listen address, whose wildcard host (0.0.0.0) no other host could
+// reach: it becomes this host's address on the interface that routes to the coordinator.
+StatusOr<std::string> advertised_address(const ShardOptions& o, const HostPort& listen,
+                                         int replica) {
+  if (!o.advertise.empty()) {
+    SW_ASSIGN_OR_RETURN(HostPort advertise, parse_host_optional_port(o.advertise, "--advertise"));
+    advertise.port = advertise.port > 0 ? advertise.port + replica : listen.port;
+    return advertise.to_string();
   }
-  return address.substr(0, colon + 1) + std::to_string(port + offset);
+  if (!is_wildcard_host(listen.host)) return listen.to_string();
+  StatusOr<HostPort> coordinator = parse_host_port(o.coordinator, "--coordinator");
+  StatusOr<std::string> local = coordinator.ok() ? local_address_toward(*coordinator)
+                                                 : StatusOr<std::string>(coordinator.status());
+  if (!local.ok()) {
+    return failed_precondition(
+        "--listen {} names no address the coordinator can dial, and {}: "
+        "give --advertise HOST",
+        o.listen, local.status().message());
+  }
+  return HostPort{*local, listen.port}.to_string();
+}
+
+struct ServeAddresses {
+  std::string listen;     // where this leader listens, e.g. "0.0.0.0:50061"
+  std::string advertise;  // what the coordinator is told, e.g. "10.0.0.7:50061"
+};
+
+// Checked before the model loads (minutes, for a large one): the listen port must be free and
+// the address to advertise known.
+StatusOr<ServeAddresses> serve_addresses(const ShardOptions& o, int replica) {
+  SW_ASSIGN_OR_RETURN(HostPort listen, listen_address(o, replica));
+  if (Status free = probe_listen(listen); !free.ok()) {
+    return unavailable("cannot listen on {}", free.message());
+  }
+  SW_ASSIGN_OR_RETURN(std::string advertise, advertised_address(o, listen, replica));
+  return ServeAddresses{listen.to_string(), advertise};
 }
 
 // TLS when the coordinator's certificate authority is given, else a plain channel.
@@ -151,16 +222,17 @@ std::shared_ptr<grpc::ChannelCredentials> coordinator_credentials(const std::str
 }
 
 // Serves the Shard API from this leader until SIGINT/SIGTERM, registered with the coordinator.
-int serve(const ShardOptions& o, const ParallelConfig& config, ModelRunner& runner) {
-  StatusOr<std::string> listen = offset_port(o.listen, config.replica());
+int serve(const ShardOptions& o, const ParallelConfig& config, ModelRunner& runner,
+          const ServeAddresses& addresses) {
   StatusOr<v1::ModelCard> card = read_model_card(o.model_dir);
-  if (!listen.ok() || !card.ok()) {
-    log()->error("{}", (listen.ok() ? card.status() : listen.status()).to_string());
-    return 2;
+  if (!card.ok()) {
+    log()->error("{}", card.status().to_string());
+    return kExitRuntimeFailure;
   }
+  const std::string& listen = addresses.listen;
   card->set_name(o.model_name.empty() ? std::filesystem::path(o.model_dir).filename().string()
                                       : o.model_name);
-  card->set_address(*listen);
+  card->set_address(addresses.advertise);
   card->set_context_length(runner.config().max_position_embeddings);
   card->set_device(o.device.device == Device::kCuda ? v1::DEVICE_CUDA : v1::DEVICE_CPU);
   card->set_tp(config.tp_size);
@@ -174,19 +246,24 @@ int serve(const ShardOptions& o, const ParallelConfig& config, ModelRunner& runn
   ShardService service(loop);
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(*listen, grpc::InsecureServerCredentials(), &port);
+  never_share_port(builder);
+  builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &port);
   builder.RegisterService(&service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || port == 0) {
-    log()->error("cannot listen on {}", *listen);
-    return 2;
+    log()->error("cannot listen on {}", why_cannot_listen(listen));
+    return kExitRuntimeFailure;
   }
-  log()->info("serving {} on {}", card->name(), *listen);
+  // grpc.health.v1.Health: "" is SERVING while the server runs, the model's name until drain.
+  grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
+  if (health != nullptr) health->SetServingStatus(card->name(), true);
+  log()->info("serving {} on {}, advertised as {}", card->name(), listen, addresses.advertise);
   {
     Registrar registrar(o.coordinator, coordinator_credentials(o.coordinator_ca), *card, loop);
     while (!g_stop_requested) std::this_thread::sleep_for(std::chrono::milliseconds(100));
     log()->info("shutting down: draining requests");
   }
+  if (health != nullptr) health->Shutdown();
   service.drain();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(10));
   loop.stop();
@@ -197,10 +274,16 @@ int run(const ShardOptions& o, const MpiSession& session) {
   const ParallelConfig& config = session.config();
   if (Status status = check_device_options(o.device); !status.ok()) {
     log()->error("{}", status.to_string());
-    return 2;
+    return kExitUsage;
   }
   const std::chrono::milliseconds timeout(static_cast<long>(o.collective_timeout_s * 1000));
   MpiCommunicator comm(session.tp_group(), timeout);
+  const bool serving = o.ids.empty();
+  StatusOr<ServeAddresses> addresses = ServeAddresses{};
+  if (serving && config.is_leader()) addresses = serve_addresses(o, config.replica());
+  if (!addresses.ok()) log()->error("{}", addresses.status().to_string());
+  // The group gives up together, before anyone loads the model.
+  if (serving && any_rank_failed(comm, !addresses.ok())) return kExitRuntimeFailure;
   log()->info("replica {} of {}, tp rank {} of {}, loading {} ({})", config.replica(),
               config.num_replicas(), config.tp().rank, config.tp_size, o.model_dir,
               device_name(o.device.device));
@@ -216,7 +299,7 @@ int run(const ShardOptions& o, const MpiSession& session) {
   auto replica = make_replica(replica_options, {&session, &comm, timeout});
   if (!replica.ok()) {
     log()->error("{}", replica.status().to_string());
-    return 1;
+    return kExitRuntimeFailure;
   }
   if (!config.is_leader()) {
     Status status = (*replica)->run_follower();
@@ -227,8 +310,8 @@ int run(const ShardOptions& o, const MpiSession& session) {
     return 0;
   }
   ModelRunner& runner = (*replica)->runner();
-  if (!o.ids.empty()) return run_one_shot(o, config, runner);
-  return serve(o, config, runner);
+  if (!serving) return run_one_shot(o, config, runner);
+  return serve(o, config, runner, *addresses);
 }
 
 }  // namespace
@@ -239,20 +322,32 @@ int main(int argc, char** argv) {
       "shardwise-shard: one rank of a tensor-parallel replica.\n"
       "  mpirun -np 2 shardwise-shard --model DIR --tp 2 --ids 1,403 --max-new-tokens 8"};
   shardwise::ShardOptions options;
+  bool print_config = false;
+  shardwise::add_yaml_config(app, print_config);
+  shardwise::add_version_flag(app, "shardwise-shard");
   shardwise::add_options(app, options);
-  CLI11_PARSE(app, argc, argv);
+  if (auto exit_code = shardwise::parse_command_line(app, argc, argv)) return *exit_code;
+  if (print_config) {
+    std::cout << app.config_to_str(true, false);
+    return shardwise::kExitOk;
+  }
   if (options.ids.empty() && (options.coordinator.empty() || options.listen.empty())) {
     std::cerr << "give --ids (one-shot) or --coordinator and --listen (serve)\n";
-    return 2;
+    return shardwise::kExitUsage;
   }
   if (!shardwise::set_log_level(options.log_level)) {
     std::cerr << "unknown --log-level " << options.log_level << "\n";
-    return 2;
+    return shardwise::kExitUsage;
   }
+  shardwise::set_log_format(options.log_format);
+  shardwise::init_grpc_process();  // health, reflection, gRPC's log lines through ours
   auto session = shardwise::MpiSession::start(&argc, &argv, options.tp);
   if (!session.ok()) {
     shardwise::log()->error("{}", session.status().to_string());
-    return 2;
+    // A world that cannot form --tp groups is a launch line at odds with the options.
+    return session.status().code() == shardwise::StatusCode::kInvalidArgument
+               ? shardwise::kExitUsage
+               : shardwise::kExitRuntimeFailure;
   }
   // Ranks sharing a host share its cores: oversubscribed OpenMP/BLAS pools thrash.
   const int cores = static_cast<int>(std::thread::hardware_concurrency());

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <random>
 
+#include "common/command_line.h"
 #include "common/logging.h"
 #include "kernels/cpu/cpu_threads.h"
 #include "shard/cli/device_flags.h"
@@ -42,7 +43,7 @@ int blocks_per_request(const BenchOptions& options) {
   return (options.input_len + options.output_len + options.block_size - 1) / options.block_size;
 }
 
-RunResult run_once(ModelRunner& runner, const BenchOptions& options, int concurrency) {
+StatusOr<RunResult> run_once(ModelRunner& runner, const BenchOptions& options, int concurrency) {
   EngineOptions engine_options;
   engine_options.scheduler.max_batch_tokens = options.max_batch_tokens;
   // Random prompts share no prefix; caching off keeps repeats independent of each other.
@@ -55,20 +56,29 @@ RunResult run_once(ModelRunner& runner, const BenchOptions& options, int concurr
     for (int t = 0; t < options.input_len; ++t) request.prompt_ids.push_back(token(rng));
     request.sampling.max_tokens = options.output_len;
     request.sampling.ignore_eos = true;
-    auto id = engine.add_request(std::move(request));
-    if (!id.ok()) throw std::runtime_error(id.status().to_string());
+    SW_RETURN_IF_ERROR(engine.add_request(std::move(request)).status());
   }
   const auto start = std::chrono::steady_clock::now();
-  while (engine.has_unfinished()) {
-    const Status status = engine.step();
-    if (!status.ok()) throw std::runtime_error(status.to_string());
-  }
+  while (engine.has_unfinished()) SW_RETURN_IF_ERROR(engine.step());
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (engine.stats().generated_tokens != int64_t{concurrency} * options.output_len) {
-    throw std::runtime_error("wrong number of generated tokens");
+    return internal_error("{} tokens generated, expected {}", engine.stats().generated_tokens,
+                          int64_t{concurrency} * options.output_len);
   }
-  return {seconds, engine.stats().steps};
+  return RunResult{seconds, engine.stats().steps};
+}
+
+// The engine refuses a request that does not fit the model's context window: say so before
+// anything runs, in the bench's own terms.
+Status check_lengths(const BenchOptions& options, const LlamaConfig& config) {
+  const int context = config.max_position_embeddings;
+  if (options.input_len + options.output_len > context) {
+    return invalid_argument(
+        "--input-len {} + --output-len {} exceeds the context window of {} ({} tokens)",
+        options.input_len, options.output_len, options.model_dir, context);
+  }
+  return ok_status();
 }
 
 int run(const BenchOptions& options) {
@@ -86,6 +96,10 @@ int run(const BenchOptions& options) {
     return 1;
   }
   ModelRunner& runner = (*replica)->runner();
+  if (Status status = check_lengths(options, runner.config()); !status.ok()) {
+    log()->error("{}", status.to_string());
+    return 1;
+  }
   std::printf(
       "model %s on the %s, %d input / %d output tokens per request, max %d tokens per step, "
       "median of %d\n",
@@ -94,10 +108,15 @@ int run(const BenchOptions& options) {
   std::printf("%11s %9s %7s %16s %16s\n", "concurrency", "seconds", "steps", "output tok/s",
               "total tok/s");
   for (int concurrency : options.concurrency) {
-    run_once(runner, options, concurrency);  // warm-up
     std::vector<RunResult> runs;
-    for (int i = 0; i < options.repeats; ++i)
-      runs.push_back(run_once(runner, options, concurrency));
+    for (int i = 0; i <= options.repeats; ++i) {
+      StatusOr<RunResult> result = run_once(runner, options, concurrency);
+      if (!result.ok()) {
+        log()->error("concurrency {}: {}", concurrency, result.status().to_string());
+        return 1;
+      }
+      if (i > 0) runs.push_back(*result);  // run 0 warms up
+    }
     std::sort(runs.begin(), runs.end(),
               [](const RunResult& a, const RunResult& b) { return a.seconds < b.seconds; });
     const RunResult& median = runs[runs.size() / 2];
@@ -118,17 +137,24 @@ int main(int argc, char** argv) {
   CLI::App app{"Offline throughput of the serving engine on the CPU or a GPU"};
   app.add_option("--model", options.model_dir, "Hugging Face model folder")->capture_default_str();
   app.add_option("--concurrency", options.concurrency, "Requests submitted at once, e.g. 1,4,16")
-      ->delimiter(',');
+      ->delimiter(',')
+      ->check(CLI::PositiveNumber);
   app.add_option("--input-len", options.input_len, "Prompt tokens per request")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   app.add_option("--output-len", options.output_len, "Generated tokens per request")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   app.add_option("--repeats", options.repeats, "Timed runs (the median is reported)")
-      ->capture_default_str();
-  app.add_option("--threads", options.threads, "CPU threads (0: all cores)")->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--threads", options.threads, "CPU threads (0: all cores)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--max-batch-tokens", options.max_batch_tokens, "Tokens per forward pass")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   shardwise::cli::add_device_flags(&app, options.device);
-  CLI11_PARSE(app, argc, argv);
+  if (auto exit_code = shardwise::parse_command_line(app, argc, argv)) return *exit_code;
   return shardwise::run(options);
 }

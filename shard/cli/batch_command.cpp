@@ -262,7 +262,8 @@ void add_batch_command(CLI::App& app) {
       "Offline batch inference: one request per input line ({\"id\", \"token_ids\"} or "
       "{\"id\", \"prompt\"}, plus OpenAI sampling parameters), one result per output line");
   batch->add_option("--model", options->model_dir, "Hugging Face model folder")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(existing_model_dir());
   batch->add_option("--input", options->input, "Requests, JSON Lines")->required();
   batch
       ->add_option("--output", options->output,

@@ -10,8 +10,12 @@
 
 namespace shardwise::cli {
 
-// Where the committed default model lives (assets/models/stories260K).
-inline std::string default_model_dir() { return SHARDWISE_DEFAULT_MODEL_DIR; }
+// The default model, stories260K: in the source tree the build came from, or, in an installed
+// tree (scripts/install-runtime.sh), share/shardwise/models/stories260K beside bin/.
+std::string default_model_dir();
+
+// Validates --model: "model folder DIR does not exist" (or "is not a folder").
+CLI::Validator existing_model_dir();
 
 // Logs a failed status to stderr and ends the subcommand with exit code 1.
 [[noreturn]] inline void fail(const Status& status) {

@@ -3,7 +3,6 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
-#include <map>
 #include <string>
 
 #include "shard/runner/replica.h"
@@ -11,9 +10,15 @@
 namespace shardwise::cli {
 
 inline void add_device_flags(CLI::App* command, DeviceOptions& o) {
-  const std::map<std::string, Device> devices{{"cpu", Device::kCpu}, {"cuda", Device::kCuda}};
-  command->add_option("--device", o.device, "Where the model runs: cpu, or cuda (a GPU)")
-      ->transform(CLI::CheckedTransformer(devices))
+  // Kept as the name given (not transformed to the enum), so --print-config writes "cpu".
+  command
+      ->add_option_function<std::string>(
+          "--device",
+          [&o](const std::string& name) {
+            o.device = name == "cuda" ? Device::kCuda : Device::kCpu;
+          },
+          "Where the model runs: cpu, or cuda (a GPU)")
+      ->check(CLI::IsMember({"cpu", "cuda"}))
       ->default_str("cpu");
   command->add_option("--dtype", o.dtype, "With --device cuda: compute in bf16 or f32")
       ->capture_default_str()

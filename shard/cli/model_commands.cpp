@@ -28,7 +28,8 @@ void add_model_options(CLI::App* command, ModelOptions& options) {
   command
       ->add_option("--model", options.model_dir,
                    "Hugging Face model folder (config.json + safetensors)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(existing_model_dir());
   add_device_flags(command, options.device);
 }
 

@@ -44,7 +44,8 @@ void add_tokenize_commands(CLI::App& app) {
   tokenize
       ->add_option("--model", tokenize_options->model_dir,
                    "Folder with tokenizer.json and tokenizer_config.json")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(existing_model_dir());
   tokenize->add_option("--text", tokenize_options->text, "Text to encode")->required();
   tokenize->add_flag("--no-special-tokens", tokenize_options->no_special_tokens,
                      "Do not add the post-processor's special tokens (BOS)");
@@ -55,7 +56,8 @@ void add_tokenize_commands(CLI::App& app) {
   detokenize
       ->add_option("--model", detokenize_options->model_dir,
                    "Folder with tokenizer.json and tokenizer_config.json")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(existing_model_dir());
   detokenize->add_option("--ids", detokenize_options->ids, "Token ids, comma-separated")
       ->delimiter(',')
       ->required();

@@ -99,6 +99,7 @@ Status Engine::step() {
   const SchedulerOutput plan = scheduler_.schedule();
   stats_.preemptions += static_cast<int64_t>(plan.preempted.size());
   if (plan.chunks.empty()) return ok_status();
+  note_first_scheduled(plan);
   auto sampled = run_and_sample(plan, build_batch(plan));
   if (!sampled.ok()) {
     StreamEvent error_event;
@@ -178,12 +179,27 @@ bool Engine::is_stop_token(const Sequence& seq, int32_t token) const {
   return !seq.params.ignore_eos && std::find(eos.begin(), eos.end(), token) != eos.end();
 }
 
+void Engine::note_first_scheduled(const SchedulerOutput& plan) {
+  const auto now = std::chrono::steady_clock::now();
+  for (const auto& chunk : plan.chunks) {
+    Sequence& seq = *chunk.seq;
+    if (seq.first_scheduled) continue;
+    seq.first_scheduled = now;
+    stats_.queue_time.observe(std::chrono::duration<double>(now - seq.arrival).count());
+  }
+}
+
 void Engine::stream(const SchedulerOutput& plan, std::vector<SampledToken> tokens) {
+  const auto now = std::chrono::steady_clock::now();
   std::size_t row = 0;
   for (const auto& chunk : plan.chunks) {
     if (!chunk.samples) continue;
     Sequence* seq = chunk.seq;
     SampledToken& sampled = tokens[row++];
+    if (seq->output.empty() && seq->first_scheduled) {
+      stats_.prefill_time.observe(
+          std::chrono::duration<double>(now - *seq->first_scheduled).count());
+    }
     seq->output.push_back(sampled.token);
     ++stats_.generated_tokens;
     StreamEvent event;

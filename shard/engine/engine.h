@@ -7,6 +7,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "common/histogram.h"
 #include "common/status.h"
 #include "shard/engine/block_manager.h"
 #include "shard/engine/request.h"
@@ -26,6 +27,8 @@ struct EngineStats {
   int64_t generated_tokens = 0;  // tokens sampled
   int64_t preemptions = 0;
   int64_t device_sampled_steps = 0;  // steps whose tokens were drawn by the runner's device
+  Histogram queue_time;              // seconds from add_request to first being scheduled
+  Histogram prefill_time;            // seconds from first being scheduled to the first token
 };
 
 class Engine {
@@ -55,6 +58,8 @@ class Engine {
   // can and every row's parameters allow it (token ids come back, not logits), else on the host.
   StatusOr<std::vector<SampledToken>> run_and_sample(const SchedulerOutput& plan,
                                                      const ForwardBatch& batch);
+  // Stamps the sequences the plan schedules for the first time (queue time).
+  void note_first_scheduled(const SchedulerOutput& plan);
   void stream(const SchedulerOutput& plan, std::vector<SampledToken> sampled);
   bool is_stop_token(const Sequence& seq, int32_t token) const;
   void finish(Sequence* seq, StreamEvent event, FinishReason reason);

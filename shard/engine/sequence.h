@@ -2,7 +2,9 @@
 // K/V in the cache, and the cache blocks holding them.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -45,6 +47,10 @@ struct Sequence {
   std::vector<uint64_t> block_hashes;  // [n_full_blocks_committed] prefix-cache key per block
   int num_computed_tokens = 0;         // tokens whose K/V are in the cache
   int num_preemptions = 0;
+
+  // For the queue and prefill time metrics (EngineStats).
+  const std::chrono::steady_clock::time_point arrival = std::chrono::steady_clock::now();
+  std::optional<std::chrono::steady_clock::time_point> first_scheduled;
 };
 
 }  // namespace shardwise

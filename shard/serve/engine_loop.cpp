@@ -81,7 +81,27 @@ void EngineLoop::stop() {
 }
 
 EngineLoopStats EngineLoop::stats() const {
-  return {running_.load(), waiting_.load(), kv_usage_.load()};
+  std::lock_guard lock(stats_mutex_);
+  return stats_;
+}
+
+void EngineLoop::record_stats(const Engine& engine) {
+  const BlockManager& blocks = engine.block_manager();
+  const EngineStats& counted = engine.stats();
+  std::lock_guard lock(stats_mutex_);
+  stats_.running = engine.num_unfinished();
+  stats_.waiting = static_cast<int>(engine.scheduler().waiting().size());
+  stats_.kv_cache_usage =
+      blocks.num_blocks() == 0
+          ? 0.0f
+          : 1.0f - static_cast<float>(blocks.num_free_blocks()) / blocks.num_blocks();
+  stats_.preemptions = counted.preemptions;
+  stats_.prefix_cache_queried_tokens =
+      blocks.counters().prefix_query_blocks * int64_t{blocks.block_size()};
+  stats_.prefix_cache_hit_tokens =
+      blocks.counters().prefix_hit_blocks * int64_t{blocks.block_size()};
+  stats_.queue_time = counted.queue_time;
+  stats_.prefill_time = counted.prefill_time;
 }
 
 // Moves the inbox into the engine. `live` holds the ids of admitted, unfinished requests.
@@ -129,12 +149,7 @@ void EngineLoop::run() {
       if (!status.ok()) log()->error("engine step: {}", status.to_string());
     }
     flush_sinks();
-    const BlockManager& blocks = engine.block_manager();
-    running_ = engine.num_unfinished();
-    waiting_ = static_cast<int>(engine.scheduler().waiting().size());
-    kv_usage_ = blocks.num_blocks() == 0
-                    ? 0.0f
-                    : 1.0f - static_cast<float>(blocks.num_free_blocks()) / blocks.num_blocks();
+    record_stats(engine);
   }
   // Shutting down: every unfinished request ends with kCancelled, sent by one last step.
   for (RequestId id : std::vector<RequestId>(live.begin(), live.end())) engine.cancel(id);

@@ -4,7 +4,6 @@
 // sink. The Engine itself stays single-threaded.
 #pragma once
 
-#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -15,6 +14,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "common/histogram.h"
 #include "common/status.h"
 #include "shard/engine/engine.h"
 
@@ -50,10 +50,17 @@ class EventQueue final : public EventSink {
   std::deque<StatusOr<StreamEvent>> items_;
 };
 
+// As of the loop's last iteration; what the leader's heartbeat reports.
 struct EngineLoopStats {
   int running = 0;           // unfinished sequences (scheduled or waiting)
   int waiting = 0;           // of those, sequences waiting to be scheduled
   float kv_cache_usage = 0;  // fraction of KV blocks in use
+  // Since the loop started:
+  int64_t preemptions = 0;
+  int64_t prefix_cache_queried_tokens = 0;  // in full blocks looked up at admission
+  int64_t prefix_cache_hit_tokens = 0;      // of those, found in the cache
+  Histogram queue_time;                     // EngineStats::queue_time
+  Histogram prefill_time;                   // EngineStats::prefill_time
 };
 
 class EngineLoop {
@@ -80,6 +87,7 @@ class EngineLoop {
   // Pushes to `sink` and remembers it for flush_sinks().
   void push(const std::shared_ptr<EventSink>& sink, StatusOr<StreamEvent> item);
   void flush_sinks();
+  void record_stats(const Engine& engine);
 
   ModelRunner& runner_;
   EngineOptions options_;
@@ -89,9 +97,8 @@ class EngineLoop {
   std::vector<std::shared_ptr<EventSink>> cancels_;
   std::vector<std::shared_ptr<EventSink>> pushed_;  // loop thread only: flush after this iteration
   bool stopping_ = false;
-  std::atomic<int> running_{0};
-  std::atomic<int> waiting_{0};
-  std::atomic<float> kv_usage_{0};
+  mutable std::mutex stats_mutex_;
+  EngineLoopStats stats_;  // guarded by stats_mutex_
   std::thread thread_;
 };
 

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "common/logging.h"
+#include "shard/serve/shard_protocol.h"
 
 namespace shardwise {
 namespace {
@@ -121,6 +122,7 @@ void Registrar::run() {
       beat.set_running(stats.running);
       beat.set_waiting(stats.waiting);
       beat.set_kv_cache_usage(stats.kv_cache_usage);
+      *beat.mutable_engine() = to_engine_metrics(stats);
       v1::HeartbeatResponse response;
       grpc::Status status = stub_->Heartbeat(&context, beat, &response);
       if (status.error_code() == grpc::StatusCode::NOT_FOUND) replica_id_.clear();

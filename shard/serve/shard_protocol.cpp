@@ -44,4 +44,24 @@ Status event_failure(const StreamEvent& event) {
   return ok_status();
 }
 
+namespace {
+
+void fill_histogram(const Histogram& from, v1::LatencyHistogram& to) {
+  to.mutable_bounds()->Assign(from.bounds().begin(), from.bounds().end());
+  to.mutable_counts()->Assign(from.counts().begin(), from.counts().end());
+  to.set_sum(from.sum());
+}
+
+}  // namespace
+
+v1::EngineMetrics to_engine_metrics(const EngineLoopStats& stats) {
+  v1::EngineMetrics out;
+  out.set_preemptions(static_cast<uint64_t>(stats.preemptions));
+  out.set_prefix_cache_queried_tokens(static_cast<uint64_t>(stats.prefix_cache_queried_tokens));
+  out.set_prefix_cache_hit_tokens(static_cast<uint64_t>(stats.prefix_cache_hit_tokens));
+  fill_histogram(stats.queue_time, *out.mutable_queue_time());
+  fill_histogram(stats.prefill_time, *out.mutable_prefill_time());
+  return out;
+}
+
 }  // namespace shardwise

@@ -1,9 +1,10 @@
-// Conversions between the engine's types and the internal Shard API's messages of the Serve
-// stream.
+// Conversions between the engine's types and the internal Shard API's messages: the Serve
+// stream's, and the engine metrics a heartbeat carries.
 #pragma once
 
 #include "common/status.h"
 #include "shard/engine/request.h"
+#include "shard/serve/engine_loop.h"
 #include "shardwise/v1/shard.pb.h"
 
 namespace shardwise {
@@ -17,5 +18,8 @@ void add_token(const StreamEvent& event,
 // What a request's last event means when it is not a normal finish: CANCELLED for kCancelled,
 // INTERNAL for kError, OK otherwise.
 Status event_failure(const StreamEvent& event);
+
+// The counters and histograms of `stats` as HeartbeatRequest.engine carries them.
+v1::EngineMetrics to_engine_metrics(const EngineLoopStats& stats);
 
 }  // namespace shardwise

@@ -1,10 +1,12 @@
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <fstream>
 #include <sstream>
 
 #include "coordinator/auth.h"
 #include "coordinator/metrics.h"
+#include "coordinator/readiness.h"
 #include "coordinator/registry.h"
 
 namespace shardwise {
@@ -170,10 +172,109 @@ TEST(Metrics, RendersPrometheusText) {
       std::string::npos);
   EXPECT_NE(text.find("shardwise_time_to_first_token_seconds_count{model=\"stories\"} 2\n"),
             std::string::npos);
-  EXPECT_NE(text.find("shardwise_generated_tokens_total{model=\"stories\"} 5\n"),
+  EXPECT_NE(text.find("shardwise_generation_tokens_total{model=\"stories\"} 5\n"),
             std::string::npos);
   EXPECT_NE(text.find("shardwise_replica_live{model=\"stories\""), std::string::npos);
   EXPECT_EQ(escape_label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+}
+
+v1::LatencyHistogram shipped(std::vector<double> bounds, std::vector<uint64_t> counts, double sum) {
+  v1::LatencyHistogram h;
+  h.mutable_bounds()->Assign(bounds.begin(), bounds.end());
+  h.mutable_counts()->Assign(counts.begin(), counts.end());
+  h.set_sum(sum);
+  return h;
+}
+
+TEST(Metrics, RendersWhatTheReplicasReportInTheirHeartbeats) {
+  Registry registry(milliseconds(100), 3, {});
+  auto id = registry.register_replica(card("127.0.0.1:1", "cpu"));
+  ASSERT_TRUE(id.ok());
+  v1::HeartbeatRequest beat;
+  beat.set_replica_id(*id);
+  beat.set_running(5);  // sequences in the engine, the waiting ones included
+  beat.set_waiting(2);
+  beat.set_kv_cache_usage(0.25f);
+  v1::EngineMetrics* engine = beat.mutable_engine();
+  engine->set_preemptions(4);
+  engine->set_prefix_cache_queried_tokens(64);
+  engine->set_prefix_cache_hit_tokens(48);
+  *engine->mutable_queue_time() = shipped({0.01, 0.1}, {1, 2, 3}, 2.5);
+  // Malformed: one count too few. It must not reach the scrape.
+  *engine->mutable_prefill_time() = shipped({0.01, 0.1}, {1, 2}, 0.5);
+  ASSERT_TRUE(registry.heartbeat(beat).ok());
+  Metrics metrics;
+  metrics.add_prompt_tokens("stories", 7);
+  const std::string text = metrics.render(registry);
+  const std::string labels =
+      "model=\"stories\",replica=\"" + *id + "\",address=\"127.0.0.1:1\",device=\"cpu\"";
+  for (const std::string& line :
+       {"shardwise_replica_running_requests{" + labels + "} 3\n",
+        "shardwise_replica_waiting_requests{" + labels + "} 2\n",
+        "shardwise_replica_kv_cache_usage_ratio{" + labels + "} 0.25\n",
+        "shardwise_replica_preemptions_total{" + labels + "} 4\n",
+        "shardwise_replica_prefix_cache_queried_tokens_total{" + labels + "} 64\n",
+        "shardwise_replica_prefix_cache_hit_tokens_total{" + labels + "} 48\n",
+        // Cumulative, as Prometheus counts buckets: 1, 1 + 2, 1 + 2 + 3.
+        "shardwise_replica_queue_time_seconds_bucket{" + labels + ",le=\"0.01\"} 1\n",
+        "shardwise_replica_queue_time_seconds_bucket{" + labels + ",le=\"0.1\"} 3\n",
+        "shardwise_replica_queue_time_seconds_bucket{" + labels + ",le=\"+Inf\"} 6\n",
+        "shardwise_replica_queue_time_seconds_sum{" + labels + "} 2.5\n",
+        "shardwise_replica_queue_time_seconds_count{" + labels + "} 6\n",
+        std::string("shardwise_prompt_tokens_total{model=\"stories\"} 7\n")}) {
+    EXPECT_NE(text.find(line), std::string::npos) << line << "\nin\n" << text;
+  }
+  EXPECT_EQ(text.find("shardwise_replica_prefill_time_seconds_bucket"), std::string::npos);
+  EXPECT_NE(text.find("# TYPE shardwise_replica_prefill_time_seconds histogram"),
+            std::string::npos);
+  EXPECT_EQ(text.find("shardwise_replica_kv_cache_usage{"), std::string::npos);
+  for (const char* name :
+       {"process_cpu_seconds_total ", "process_resident_memory_bytes ", "process_open_fds ",
+        "process_max_fds ", "process_start_time_seconds "}) {
+    EXPECT_NE(text.find(std::string("\n") + name), std::string::npos) << name;
+  }
+}
+
+TEST(Metrics, SkipsShippedHistogramsThatMakeNoSense) {
+  Registry registry(milliseconds(100), 3, {});
+  auto id = registry.register_replica(card("127.0.0.1:1", "cpu"));
+  ASSERT_TRUE(id.ok());
+  Metrics metrics;
+  for (const v1::LatencyHistogram& bad :
+       {shipped({0.1, 0.01}, {1, 1, 1}, 1), shipped({0.1, NAN}, {1, 1, 1}, 1),
+        shipped({0.1}, {1, 1}, INFINITY), shipped({}, {1}, 1),
+        shipped(std::vector<double>(65, 1), std::vector<uint64_t>(66, 1), 1)}) {
+    v1::HeartbeatRequest beat;
+    beat.set_replica_id(*id);
+    *beat.mutable_engine()->mutable_queue_time() = bad;
+    ASSERT_TRUE(registry.heartbeat(beat).ok());
+    EXPECT_EQ(metrics.render(registry).find("shardwise_replica_queue_time_seconds_bucket"),
+              std::string::npos);
+  }
+}
+
+TEST(Readiness, EveryKnownModelNeedsALiveReplica) {
+  Registry registry(milliseconds(100), 3, {});
+  EXPECT_FALSE(readiness(registry).ready) << "no model known yet";
+  registry.expect_models({"stories", "llama"});
+  Readiness now = readiness(registry);
+  EXPECT_FALSE(now.ready);
+  EXPECT_EQ(now.live_replicas, (std::map<std::string, int>{{"llama", 0}, {"stories", 0}}));
+  auto a = registry.register_replica(card("127.0.0.1:1", "cpu"));
+  auto b = registry.register_replica(card("127.0.0.1:2", "cpu"));
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_FALSE(readiness(registry).ready) << "llama has no replica";
+  v1::ModelCard llama = card("127.0.0.1:3", "cpu");
+  llama.set_name("llama");
+  ASSERT_TRUE(registry.register_replica(llama).ok());
+  now = readiness(registry);
+  EXPECT_TRUE(now.ready);
+  EXPECT_EQ(now.live_replicas.at("stories"), 2);
+  ASSERT_TRUE(registry.deregister(*a).ok());
+  ASSERT_TRUE(registry.deregister(*b).ok());
+  now = readiness(registry);
+  EXPECT_FALSE(now.ready);
+  EXPECT_EQ(now.live_replicas.at("stories"), 0);
 }
 
 TEST(Auth, AcceptsOnlyTheBearerKey) {

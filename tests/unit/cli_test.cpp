@@ -93,10 +93,15 @@ TEST(Cli, LogitsWritesOneRowPerId) {
 
 TEST(Cli, ErrorsGoToStderrWithNonZeroExit) {
   auto missing_model = run_cli("generate --model /nonexistent --ids 1");
-  EXPECT_NE(missing_model.exit_code, 0);
+  EXPECT_EQ(missing_model.exit_code, 2);  // a usage error: the folder named does not exist
   EXPECT_TRUE(missing_model.out.empty());
-  EXPECT_NE(missing_model.err.find("/nonexistent/config.json"), std::string::npos)
+  EXPECT_NE(missing_model.err.find("model folder /nonexistent does not exist"), std::string::npos)
       << missing_model.err;
+  const auto empty_dir = testing::scratch_dir("cli-empty-model");
+  auto no_config = run_cli("generate --model " + empty_dir.string() + " --ids 1");
+  EXPECT_EQ(no_config.exit_code, 1);
+  EXPECT_NE(no_config.err.find(empty_dir.string() + "/config.json"), std::string::npos)
+      << no_config.err;
 
   auto bad_id = run_cli("generate --ids 1,9999");
   EXPECT_NE(bad_id.exit_code, 0);

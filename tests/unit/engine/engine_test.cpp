@@ -266,5 +266,36 @@ TEST(Engine, DeviceSamplingDrawsByRequestSeedAndTokenIndex) {
       << "each token index is a new draw";
 }
 
+TEST(Engine, MeasuresQueueAndPrefillTimeOncePerRequest) {
+  FakeModelRunner runner(64, 4, kVocab, 256);
+  EngineOptions options;
+  options.scheduler.max_num_seqs = 1;      // the later requests queue behind the first
+  options.scheduler.max_batch_tokens = 4;  // and each prompt takes several prefill steps
+  Engine engine(runner, options);
+  std::vector<Request> requests;
+  for (int i = 0; i < 3; ++i) {
+    requests.push_back(greedy_request(std::vector<int32_t>(10, 3 + i), 3));
+    requests.back().sampling.ignore_eos = true;
+  }
+  // One more, cancelled before it is ever scheduled: no queue time, no prefill time.
+  Completion cancelled;
+  Request never = greedy_request({1, 2}, 2);
+  never.on_event = testing::collect_into(cancelled);
+  auto never_id = engine.add_request(std::move(never));
+  ASSERT_TRUE(never_id.ok());
+  ASSERT_TRUE(engine.cancel(*never_id));
+  testing::run_all(engine, requests);
+  EXPECT_EQ(cancelled.finish_reason, FinishReason::kCancelled);
+  const EngineStats& stats = engine.stats();
+  EXPECT_EQ(stats.queue_time.count(), 3u);
+  EXPECT_EQ(stats.prefill_time.count(), 3u);
+  // The third request waited through the first two (each 3 prefill + 2 decode steps).
+  EXPECT_GT(stats.queue_time.sum(), 0.0);
+  EXPECT_GT(stats.prefill_time.sum(), 0.0);
+  uint64_t in_buckets = 0;
+  for (uint64_t n : stats.queue_time.counts()) in_buckets += n;
+  EXPECT_EQ(in_buckets, 3u);
+}
+
 }  // namespace
 }  // namespace shardwise

@@ -1,4 +1,4 @@
-#include "coordinator/yaml_config.h"
+#include "common/yaml_config.h"
 
 #include <yaml-cpp/yaml.h>
 
@@ -39,6 +39,19 @@ void flatten(const YAML::Node& node, const std::string& prefix,
   }
 }
 
+// The file being read: CLI11 reads the --config option's value just before from_config.
+std::string config_file(const CLI::App& app) {
+  const CLI::Option* option = app.get_config_ptr();
+  if (option == nullptr || option->results().empty()) return "the config file";
+  return option->results().back();
+}
+
+// CLI11 looks a key up as a long name, then (one letter) a short one.
+bool names_an_option(const CLI::App& app, const std::string& key) {
+  return app.get_option_no_throw("--" + key) != nullptr ||
+         (key.size() == 1 && app.get_option_no_throw("-" + key) != nullptr);
+}
+
 }  // namespace
 
 std::vector<CLI::ConfigItem> YamlConfig::from_config(std::istream& input) const {
@@ -46,12 +59,19 @@ std::vector<CLI::ConfigItem> YamlConfig::from_config(std::istream& input) const 
   try {
     root = YAML::Load(input);
   } catch (const YAML::Exception& e) {
-    throw CLI::ConfigError("config file is not valid YAML: " + std::string(e.what()));
+    throw CLI::ConfigError(config_file(app_) + " is not valid YAML: " + std::string(e.what()));
   }
   std::vector<CLI::ConfigItem> items;
   if (root.IsNull()) return items;  // an empty file sets nothing
-  if (!root.IsMap()) throw CLI::ConfigError("config file: expected a map of option: value");
+  if (!root.IsMap()) {
+    throw CLI::ConfigError(config_file(app_) + ": expected a map of option: value");
+  }
   flatten(root, "", items);
+  for (const CLI::ConfigItem& item : items) {
+    if (!names_an_option(app_, item.name)) {
+      throw CLI::ConfigError("unknown key " + item.name + " in " + config_file(app_));
+    }
+  }
   return items;
 }
 
@@ -72,6 +92,18 @@ std::string YamlConfig::to_config(const CLI::App* app, bool default_also, bool, 
   }
   out << YAML::EndMap;
   return std::string(out.c_str()) + "\n";
+}
+
+void add_yaml_config(CLI::App& app, bool& print_config) {
+  app.config_formatter(std::make_shared<YamlConfig>(app));
+  app.set_config("--config", "",
+                 "YAML file of options: each key an option's long name (api_key or api-key; "
+                 "nested maps join with '-', e.g. tls: {cert: F, key: F}); the command line "
+                 "overrides it");
+  app.allow_config_extras(CLI::config_extras_mode::error);
+  app.add_flag("--print-config", print_config,
+               "Print the effective options as a YAML --config file and exit")
+      ->configurable(false);
 }
 
 }  // namespace shardwise
