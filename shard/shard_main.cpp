@@ -19,6 +19,7 @@
 #include "comm/mpi_communicator.h"
 #include "comm/mpi_session.h"
 #include "common/logging.h"
+#include "common/secret.h"
 #include "kernels/cpu/cpu_threads.h"
 #include "shard/cli/device_flags.h"
 #include "shard/cli/generation_output.h"
@@ -42,11 +43,13 @@ struct ShardOptions {
   double collective_timeout_s = 60;
   int threads = 0;
   std::string log_level = "info";
-  std::string coordinator;     // serve mode: the coordinator's Registry, e.g. "127.0.0.1:50051"
-  std::string coordinator_ca;  // PEM roots that sign the coordinator's TLS certificate
-  std::string listen;          // serve mode: replica r's leader listens on this port + r
-  std::string model_name;      // serve mode: the name clients use (default: the folder's name)
-  int capacity = 8;            // serve mode: concurrent sequences
+  std::string coordinator;         // serve mode: the coordinator's Registry, e.g. "127.0.0.1:50051"
+  std::string coordinator_ca;      // PEM roots that sign the coordinator's TLS certificate
+  std::string listen;              // serve mode: replica r's leader listens on this port + r
+  std::string model_name;          // serve mode: the name clients use (default: the folder's name)
+  int capacity = 8;                // serve mode: concurrent sequences
+  std::string cluster_token_file;  // serve mode: the cluster's secret (docs/security.md)
+  double drain_timeout_s = 30;     // serve mode: how long SIGTERM waits for running requests
 };
 
 void add_options(CLI::App& app, ShardOptions& o) {
@@ -72,6 +75,16 @@ void add_options(CLI::App& app, ShardOptions& o) {
                  "when --num-kv-blocks is 0)")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  app.add_option("--cluster-token-file", o.cluster_token_file,
+                 "Serve mode: file holding the cluster's secret, presented to the coordinator "
+                 "and required of callers of this leader (without it, only callers on this "
+                 "host are served)")
+      ->check(CLI::ExistingFile);
+  app.add_option("--drain-timeout", o.drain_timeout_s,
+                 "Serve mode: seconds SIGTERM waits for running requests to finish before "
+                 "cancelling them and stopping the group")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--max-new-tokens", o.max_new_tokens, "Tokens to generate")->capture_default_str();
   app.add_option("--temperature", o.sampling.temperature, "0 is greedy")->capture_default_str();
   app.add_option("--top-k", o.sampling.top_k, "0: off")->capture_default_str();
@@ -165,13 +178,18 @@ int serve(const ShardOptions& o, const ParallelConfig& config, ModelRunner& runn
   card->set_device(o.device.device == Device::kCuda ? v1::DEVICE_CUDA : v1::DEVICE_CPU);
   card->set_tp(config.tp_size);
   card->set_capacity(o.capacity);
-  std::signal(SIGINT, request_stop);
-  std::signal(SIGTERM, request_stop);
+  card->set_vocab_size(runner.config().vocab_size);
+  card->set_instance_secret(random_hex(32));
+  StatusOr<std::string> cluster_token = read_cluster_token(o.cluster_token_file);
+  if (!cluster_token.ok()) {
+    log()->error("{}", cluster_token.status().to_string());
+    return 2;
+  }
 
   EngineOptions engine_options;
   engine_options.scheduler.max_num_seqs = o.capacity;
   EngineLoop loop(runner, engine_options);
-  ShardService service(loop);
+  ShardService service(loop, *cluster_token, card->instance_secret());
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(*listen, grpc::InsecureServerCredentials(), &port);
@@ -183,13 +201,18 @@ int serve(const ShardOptions& o, const ParallelConfig& config, ModelRunner& runn
   }
   log()->info("serving {} on {}", card->name(), *listen);
   {
-    Registrar registrar(o.coordinator, coordinator_credentials(o.coordinator_ca), *card, loop);
+    Registrar registrar(o.coordinator, coordinator_credentials(o.coordinator_ca), *cluster_token,
+                        *card, loop);
     while (!g_stop_requested) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    log()->info("shutting down: draining requests");
+    log()->info("shutting down: deregistering, then draining requests (up to {} s)",
+                o.drain_timeout_s);
   }
+  // Streams end once their requests finish; at the deadline gRPC cancels what is left.
   service.drain();
-  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  server->Shutdown(std::chrono::system_clock::now() +
+                   std::chrono::milliseconds(static_cast<int64_t>(o.drain_timeout_s * 1000)));
   loop.stop();
+  log()->info("drained: stopping the group");
   return 0;
 }
 
@@ -198,6 +221,13 @@ int run(const ShardOptions& o, const MpiSession& session) {
   if (Status status = check_device_options(o.device); !status.ok()) {
     log()->error("{}", status.to_string());
     return 2;
+  }
+  if (o.ids.empty()) {
+    // The launcher signals every rank; the leader alone decides when the group stops (it sends
+    // kShutdown once drained), so a follower must outlive the signal. A leader signalled while
+    // loading stops as soon as it has loaded.
+    std::signal(SIGINT, config.is_leader() ? request_stop : SIG_IGN);
+    std::signal(SIGTERM, config.is_leader() ? request_stop : SIG_IGN);
   }
   const std::chrono::milliseconds timeout(static_cast<long>(o.collective_timeout_s * 1000));
   MpiCommunicator comm(session.tp_group(), timeout);
