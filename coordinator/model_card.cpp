@@ -99,6 +99,16 @@ std::string tokenizer_digest(const v1::ModelCard& card) {
   return sha256_hex(framed);
 }
 
+v1::ModelCard without_payloads(const v1::ModelCard& card) {
+  v1::ModelCard out = card;
+  for (std::string* payload :
+       {out.mutable_tokenizer_json(), out.mutable_tokenizer_config_json(),
+        out.mutable_generation_config_json(), out.mutable_instance_secret()}) {
+    std::string().swap(*payload);
+  }
+  return out;
+}
+
 Status check_same_model(const v1::ModelCard& card, const std::string& digest, const Replica& live) {
   std::string differs;
   if (digest != live.tokenizer_digest) differs = "its tokenizer files";

@@ -17,6 +17,10 @@ Status validate_model_card(const v1::ModelCard& card, const RegistrationLimits& 
 // moving bytes between files).
 std::string tokenizer_digest(const v1::ModelCard& card);
 
+// `card` without its tokenizer files and instance secret, their memory released (a cleared
+// string keeps its capacity: a registry of stripped copies would still hold every payload).
+v1::ModelCard without_payloads(const v1::ModelCard& card);
+
 // FAILED_PRECONDITION when `card` (with tokenizer digest `digest`) cannot serve alongside
 // `live`, a live replica of the same model: what differs, and how to resolve it.
 Status check_same_model(const v1::ModelCard& card, const std::string& digest, const Replica& live);

@@ -202,11 +202,7 @@ StatusOr<Registration> Registry::register_replica(const v1::ModelCard& card) {
   SW_ASSIGN_OR_RETURN(std::shared_ptr<const Tokenizer> tokenizer, shared_tokenizer(card, digest));
 
   auto replica = std::make_shared<Replica>();
-  replica->card = card;
-  replica->card.clear_tokenizer_json();
-  replica->card.clear_tokenizer_config_json();
-  replica->card.clear_generation_config_json();
-  replica->card.clear_instance_secret();
+  replica->card = without_payloads(card);
   replica->tokenizer_digest = digest;
   replica->tokenizer = std::move(tokenizer);
   replica->stub = dialer_->stub(card.address());
