@@ -139,6 +139,37 @@ std::atomic<bool> g_stop_requested{false};
 
 void request_stop(int) { g_stop_requested = true; }
 
+// A follower signalled to stop keeps executing plans until the leader, drained, sends kShutdown;
+// but a leader that died sends nothing, so the follower gives up `patience_s` seconds after the
+// signal (0: never waits for one).
+class FollowerWatchdog {
+ public:
+  explicit FollowerWatchdog(double patience_s)
+      : thread_([this, patience_s] {
+          if (patience_s <= 0) return;
+          while (!done_ && !g_stop_requested) std::this_thread::sleep_for(kTick);
+          const auto deadline = std::chrono::steady_clock::now() +
+                                std::chrono::milliseconds(static_cast<int64_t>(patience_s * 1000));
+          while (!done_ && std::chrono::steady_clock::now() < deadline) {
+            std::this_thread::sleep_for(kTick);
+          }
+          if (done_) return;
+          log()->critical("follower: no shutdown from the leader {} s after SIGTERM; exiting",
+                          patience_s);
+          log()->flush();
+          std::_Exit(3);
+        }) {}
+  ~FollowerWatchdog() {
+    done_ = true;
+    thread_.join();
+  }
+
+ private:
+  static constexpr std::chrono::milliseconds kTick{100};
+  std::atomic<bool> done_{false};
+  std::thread thread_;
+};
+
 // "127.0.0.1:50061" with offset 2 -> "127.0.0.1:50063".
 StatusOr<std::string> offset_port(const std::string& address, int offset) {
   const size_t colon = address.rfind(':');
@@ -224,10 +255,10 @@ int run(const ShardOptions& o, const MpiSession& session) {
   }
   if (o.ids.empty()) {
     // The launcher signals every rank; the leader alone decides when the group stops (it sends
-    // kShutdown once drained), so a follower must outlive the signal. A leader signalled while
-    // loading stops as soon as it has loaded.
-    std::signal(SIGINT, config.is_leader() ? request_stop : SIG_IGN);
-    std::signal(SIGTERM, config.is_leader() ? request_stop : SIG_IGN);
+    // kShutdown once drained), so a follower outlives the signal (FollowerWatchdog). A leader
+    // signalled while loading stops as soon as it has loaded.
+    std::signal(SIGINT, request_stop);
+    std::signal(SIGTERM, request_stop);
   }
   const std::chrono::milliseconds timeout(static_cast<long>(o.collective_timeout_s * 1000));
   MpiCommunicator comm(session.tp_group(), timeout);
@@ -249,6 +280,7 @@ int run(const ShardOptions& o, const MpiSession& session) {
     return 1;
   }
   if (!config.is_leader()) {
+    FollowerWatchdog watchdog(o.ids.empty() ? o.drain_timeout_s + 10 : 0);
     Status status = (*replica)->run_follower();
     if (!status.ok()) {
       log()->critical("follower: {}", status.to_string());
