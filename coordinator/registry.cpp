@@ -141,8 +141,8 @@ Status Registry::admit_locked(const v1::ModelCard& card, const std::string& dige
   // Models count while one of their replicas is live (or --models names them).
   const bool serves_model =
       std::any_of(siblings.begin(), siblings.end(), [](const auto& r) { return r->live.load(); });
-  auto entry = by_model_.find(card.name());
-  if (!serves_model && !(entry != by_model_.end() && entry->second.expected)) {
+  auto own = by_model_.find(card.name());
+  if (!serves_model && !(own != by_model_.end() && own->second.expected)) {
     size_t models = 0;
     for (const auto& [name, entry] : by_model_) {
       models +=

@@ -78,6 +78,7 @@ class Cluster:
         self.groups = [None, None]
         self.rss = collections.defaultdict(list)  # name -> [(when, MiB)]
         self.events = []
+        self.phase = "before the faults"  # the last fault: errors are counted under it
         self.stopping = False
 
     def log(self, message):
@@ -129,21 +130,25 @@ class Cluster:
             action(*action_args)
 
     def kill_rank(self, group, rank, what):
+        self.phase = f"kill -9 of a {what}"
         pid = rank_pids(self.groups[group].pid).get(rank)
         self.log(f"fault: kill -9 of group {group}'s {what} (rank {rank}, pid {pid})")
         if pid:
             os.kill(pid, signal.SIGKILL)
 
     def drain(self, group):
+        self.phase = "SIGTERM drain"
         self.log(f"fault: SIGTERM to group {group}'s mpirun (drain)")
         self.groups[group].send_signal(signal.SIGTERM)
 
     def restart_coordinator(self):
         self.sample_rss("before the coordinator restart")
+        self.phase = "coordinator restart"
         self.log("fault: kill -9 of the coordinator, then a new one")
         self.coordinator.kill()
         self.coordinator.wait()
         self.start_coordinator()
+        asyncio.get_event_loop().call_later(10, self.sample_rss, "10 s after the restart")
 
     def stop(self):
         self.stopping = True
@@ -166,11 +171,11 @@ class Stats:
         self.tokens_received = self.tokens_usage = 0
         self.mismatched = []
 
-    def error(self, reason):
+    def error(self, phase, reason):
         # Ids, counts and addresses vary; the reason is what remains (and whether the faults
-        # explain it).
+        # explain it), counted under the last fault before it.
         key = re.sub(r"[0-9a-f]{16}|(?<!HTTP )\b\d+\b", "N", reason)[:140]
-        self.errors[(key, expected(reason))] += 1
+        self.errors[(phase, key, expected(reason))] += 1
 
 
 async def grpc_request(stub, request):
@@ -267,10 +272,10 @@ async def client(kind, cluster, stats, deadline, rng):
             if e.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
                 stats.hung += 1
             else:
-                stats.error(f"gRPC {e.code().name}: {e.details()}")
+                stats.error(cluster.phase, f"gRPC {e.code().name}: {e.details()}")
         except (OSError, RuntimeError, ValueError, IndexError) as e:
-            stats.error(f"HTTP {type(e).__name__}: {e}" if not str(e).startswith("HTTP")
-                        else str(e))
+            stats.error(cluster.phase, f"HTTP {type(e).__name__}: {e}"
+                        if not str(e).startswith("HTTP") else str(e))
         if stats.sent % 7 == 0:
             await asyncio.sleep(0.05)  # errors at once (coordinator down) must not spin
     await channel.close()
@@ -334,7 +339,7 @@ async def soak(a):
     for s in supervisors:
         s.cancel()
     print_report(a, cluster, stats, serving, listed)
-    unexplained = {r: n for (r, explained), n in stats.errors.items() if not explained}
+    unexplained = {r: n for (_, r, explained), n in stats.errors.items() if not explained}
     ok = stats.hung == 0 and not stats.mismatched and not unexplained and serving
     return cluster, stats, ok
 
@@ -344,8 +349,12 @@ def print_report(a, cluster, stats, serving, listed):
           f"for {a.duration:.0f} s, two TP=2 groups of {MODEL}")
     print(f"requests sent {stats.sent}, finished {stats.finished}, errored "
           f"{sum(stats.errors.values())}, hung {stats.hung}")
-    for (reason, explained), n in stats.errors.most_common():
-        print(f"  {n:6d}  {reason}{'' if explained else '   <- unexplained'}")
+    phases = list(dict.fromkeys(phase for phase, _, _ in stats.errors))
+    for phase in phases:
+        print(f"  after {phase}: {sum(n for k, n in stats.errors.items() if k[0] == phase)}")
+        for (p, reason, explained), n in stats.errors.most_common():
+            if p == phase:
+                print(f"    {n:6d}  {reason}{'' if explained else '   <- unexplained'}")
     print(f"tokens received {stats.tokens_received}, usage reported {stats.tokens_usage}, "
           f"requests whose tokens differ from their usage: {len(stats.mismatched)}")
     for name, samples in cluster.rss.items():
@@ -367,6 +376,9 @@ def main():
     parser.add_argument("--mpirun", required=True, help="the mpirun command line, one string")
     a = parser.parse_args()
     a.mpirun = a.mpirun.split()
+    if a.duration < 100:
+        parser.error("--duration: at least 100 s (the faults come a fifth of the run apart, and "
+                     "a killed group takes about 20 s to come back)")
     _, _, ok = asyncio.run(soak(a))
     print("PASS" if ok else "FAIL")
     sys.exit(0 if ok else 1)
