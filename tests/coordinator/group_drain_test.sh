@@ -63,7 +63,7 @@ for _ in $(seq 300); do
 done
 leader="" follower=""
 for pid in $(pgrep -P "$orphan_pid"); do
-  if tr '\0' '\n' <"/proc/$pid/environ" | grep -q "^OMPI_COMM_WORLD_RANK=0$"; then
+  if grep -qxz "OMPI_COMM_WORLD_RANK=0" "/proc/$pid/environ"; then
     leader=$pid
   else
     follower=$pid
@@ -74,8 +74,11 @@ kill -KILL "$leader"
 kill -TERM "$follower"
 # Exited: gone, or a zombie (mpirun, in its kill sequence, reaps it late; for the same reason
 # the follower's last words reach the log only later).
-exited() { [ "$(ps -o stat= -p "$follower" 2>/dev/null | cut -c1)" != S ] &&
-  [ "$(ps -o stat= -p "$follower" 2>/dev/null | cut -c1)" != R ]; }
+exited() {
+  local state
+  state=$(ps -o stat= -p "$follower" 2>/dev/null || true)
+  [ -z "$state" ] || [ "${state:0:1}" = Z ]
+}
 for _ in $(seq 200); do
   exited && break
   sleep 0.1
