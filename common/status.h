@@ -19,6 +19,7 @@ enum class StatusCode {
   kDeadlineExceeded = 4,
   kNotFound = 5,
   kAlreadyExists = 6,
+  kPermissionDenied = 7,
   kResourceExhausted = 8,
   kFailedPrecondition = 9,
   kOutOfRange = 11,
@@ -26,6 +27,7 @@ enum class StatusCode {
   kInternal = 13,
   kUnavailable = 14,
   kDataLoss = 15,
+  kUnauthenticated = 16,
 };
 
 std::string_view status_code_name(StatusCode code);
@@ -59,6 +61,8 @@ inline Status ok_status() { return Status(); }
   }
 SHARDWISE_STATUS_FACTORY(invalid_argument, kInvalidArgument)
 SHARDWISE_STATUS_FACTORY(not_found, kNotFound)
+SHARDWISE_STATUS_FACTORY(already_exists, kAlreadyExists)
+SHARDWISE_STATUS_FACTORY(permission_denied, kPermissionDenied)
 SHARDWISE_STATUS_FACTORY(out_of_range, kOutOfRange)
 SHARDWISE_STATUS_FACTORY(failed_precondition, kFailedPrecondition)
 SHARDWISE_STATUS_FACTORY(resource_exhausted, kResourceExhausted)
@@ -66,6 +70,7 @@ SHARDWISE_STATUS_FACTORY(unimplemented, kUnimplemented)
 SHARDWISE_STATUS_FACTORY(internal_error, kInternal)
 SHARDWISE_STATUS_FACTORY(unavailable, kUnavailable)
 SHARDWISE_STATUS_FACTORY(data_loss, kDataLoss)
+SHARDWISE_STATUS_FACTORY(unauthenticated, kUnauthenticated)
 #undef SHARDWISE_STATUS_FACTORY
 
 template <typename T>

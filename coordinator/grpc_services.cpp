@@ -1,5 +1,6 @@
 #include "coordinator/grpc_services.h"
 
+#include "common/cluster_auth.h"
 #include "coordinator/auth.h"
 #include "coordinator/generate_call.h"
 
@@ -31,6 +32,18 @@ bool InferenceService::authorized(const grpc::ServerContextBase& context) const 
 }
 
 namespace {
+
+// OK when the caller of an internal API presents `cluster_token` (or, without one, calls from
+// this host); else UNAUTHENTICATED.
+grpc::Status check_cluster_caller(const grpc::ServerContextBase& context,
+                                  const std::string& cluster_token) {
+  std::optional<std::string_view> presented;
+  auto it = context.client_metadata().find(std::string(kClusterTokenMetadata));
+  if (it != context.client_metadata().end()) {
+    presented.emplace(it->second.data(), it->second.size());
+  }
+  return to_grpc(shardwise::check_cluster_caller(cluster_token, presented, context.peer()));
+}
 
 // One public Generate stream. At most one write is in flight; messages that arrive meanwhile
 // are merged (enqueue()) and sent together when it completes, so a client that reads slowly
@@ -120,7 +133,14 @@ grpc::ServerWriteReactor<v1::GenerateResponse>* InferenceService::Generate(
         grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "missing or wrong API key"));
   }
   StatusOr<PreparedRequest> prepared = generation_.prepare(*request);
-  if (!prepared.ok()) return new GenerateReactor(to_grpc(prepared.status()));
+  if (!prepared.ok()) {
+    if (prepared.status().code() == StatusCode::kUnavailable) {
+      // gRPC's name for Retry-After: clients with a retry policy wait this long.
+      const auto retry = std::chrono::milliseconds(registry_.retry_after());
+      context->AddTrailingMetadata("grpc-retry-pushback-ms", std::to_string(retry.count()));
+    }
+    return new GenerateReactor(to_grpc(prepared.status()));
+  }
   return new GenerateReactor(generation_, std::move(prepared).value());
 }
 
@@ -147,24 +167,36 @@ grpc::Status InferenceService::Health(grpc::ServerContext*, const v1::HealthRequ
   return grpc::Status::OK;
 }
 
-grpc::Status RegistryService::Register(grpc::ServerContext*, const v1::ModelCard* card,
+grpc::Status RegistryService::Register(grpc::ServerContext* context, const v1::ModelCard* card,
                                        v1::RegisterResponse* response) {
-  StatusOr<std::string> id = registry_.register_replica(*card);
-  if (!id.ok()) return to_grpc(id.status());
-  response->set_replica_id(*id);
+  if (grpc::Status caller = check_cluster_caller(*context, cluster_token_); !caller.ok()) {
+    return caller;
+  }
+  StatusOr<Registration> registration = registry_.register_replica(*card);
+  if (!registration.ok()) return to_grpc(registration.status());
+  response->set_replica_id(registration->replica_id);
+  response->set_registration_secret(registration->secret);
   response->set_heartbeat_interval_ms(
       static_cast<uint32_t>(registry_.heartbeat_interval().count()));
   return grpc::Status::OK;
 }
 
-grpc::Status RegistryService::Heartbeat(grpc::ServerContext*, const v1::HeartbeatRequest* request,
+grpc::Status RegistryService::Heartbeat(grpc::ServerContext* context,
+                                        const v1::HeartbeatRequest* request,
                                         v1::HeartbeatResponse*) {
+  if (grpc::Status caller = check_cluster_caller(*context, cluster_token_); !caller.ok()) {
+    return caller;
+  }
   return to_grpc(registry_.heartbeat(*request));
 }
 
-grpc::Status RegistryService::Deregister(grpc::ServerContext*, const v1::DeregisterRequest* request,
+grpc::Status RegistryService::Deregister(grpc::ServerContext* context,
+                                         const v1::DeregisterRequest* request,
                                          v1::DeregisterResponse*) {
-  return to_grpc(registry_.deregister(request->replica_id()));
+  if (grpc::Status caller = check_cluster_caller(*context, cluster_token_); !caller.ok()) {
+    return caller;
+  }
+  return to_grpc(registry_.deregister(request->replica_id(), request->registration_secret()));
 }
 
 }  // namespace shardwise

@@ -33,9 +33,12 @@ class InferenceService final
   std::string api_key_;
 };
 
+// Every call must come from the cluster (common/cluster_auth.h): with `cluster_token`, callers
+// that present it; without, callers on this host.
 class RegistryService final : public v1::Registry::Service {
  public:
-  explicit RegistryService(Registry& registry) : registry_(registry) {}
+  RegistryService(Registry& registry, std::string cluster_token)
+      : registry_(registry), cluster_token_(std::move(cluster_token)) {}
 
   grpc::Status Register(grpc::ServerContext* context, const v1::ModelCard* card,
                         v1::RegisterResponse* response) override;
@@ -46,6 +49,7 @@ class RegistryService final : public v1::Registry::Service {
 
  private:
   Registry& registry_;
+  const std::string cluster_token_;
 };
 
 // Fills `response` from the registry (also used by GET /health).

@@ -9,11 +9,13 @@
 #include <fstream>
 #include <iostream>
 #include <iterator>
+#include <limits>
 #include <thread>
 
 #include "common/command_line.h"
 #include "common/logging.h"
 #include "common/net_address.h"
+#include "common/secret.h"
 #include "common/version.h"
 #include "common/yaml_config.h"
 #include "coordinator/grpc_health.h"
@@ -36,6 +38,11 @@ struct CoordinatorOptions {
   size_t max_body_bytes = 4 << 20;
   int http_threads = 64;
   RouterOptions router;
+  std::string cluster_token_file;  // the secret of Registry.* and Shard.* (docs/security.md)
+  std::string registry_address;    // the Registry on its own listener; empty: on --grpc
+  double replica_grace_s = 60;
+  int registration_window_ms = -1;  // -1: missed_heartbeats heartbeat intervals
+  RegistrationLimits limits;
   std::string log_level = "info";
   std::string log_format = "text";
 };
@@ -59,30 +66,76 @@ StatusOr<std::shared_ptr<grpc::ServerCredentials>> grpc_credentials(const Coordi
   return grpc::SslServerCredentials(tls);
 }
 
+RegistryOptions registry_options(const CoordinatorOptions& o) {
+  RegistryOptions options;
+  options.heartbeat_interval = std::chrono::milliseconds(o.heartbeat_ms);
+  options.missed_heartbeats = o.missed_heartbeats;
+  options.grace = std::chrono::milliseconds(static_cast<int64_t>(o.replica_grace_s * 1000));
+  options.registration_window = o.registration_window_ms >= 0
+                                    ? std::chrono::milliseconds(o.registration_window_ms)
+                                    : options.heartbeat_interval * o.missed_heartbeats;
+  options.limits = o.limits;
+  options.router = o.router;
+  return options;
+}
+
+// The largest gRPC message a listener takes: a request body, or a model card's files.
+int max_message_bytes(const CoordinatorOptions& o, bool registry) {
+  const RegistrationLimits& l = o.limits;
+  const size_t card = l.max_tokenizer_bytes + l.max_tokenizer_config_bytes +
+                      l.max_generation_config_bytes + (64 << 10);
+  const size_t bytes = std::max(o.max_body_bytes, registry ? card : size_t{0});
+  return static_cast<int>(std::min<size_t>(bytes, std::numeric_limits<int>::max()));
+}
+
+std::unique_ptr<grpc::Server> start_grpc(const std::string& address,
+                                         const std::shared_ptr<grpc::ServerCredentials>& tls,
+                                         const std::vector<grpc::Service*>& services,
+                                         int max_message_bytes, int* port) {
+  grpc::ServerBuilder builder;
+  never_share_port(builder);
+  builder.AddListeningPort(address, tls, port);
+  for (grpc::Service* service : services) builder.RegisterService(service);
+  builder.SetMaxReceiveMessageSize(max_message_bytes);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (!server || *port == 0) {
+    log()->error("cannot listen on {} (gRPC)", why_cannot_listen(address));
+    return nullptr;
+  }
+  return server;
+}
+
 int run(const CoordinatorOptions& o) {
   StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials = grpc_credentials(o);
   if (!credentials.ok()) {
     log()->error("TLS: {}", credentials.status().to_string());
     return kExitRuntimeFailure;
   }
-  Registry registry(std::chrono::milliseconds(o.heartbeat_ms), o.missed_heartbeats, o.router);
+  StatusOr<std::string> cluster_token = read_cluster_token(o.cluster_token_file);
+  if (!cluster_token.ok()) {
+    log()->error("{}", cluster_token.status().to_string());
+    return kExitUsage;
+  }
+  Registry registry(registry_options(o), std::make_shared<const ShardDialer>(*cluster_token));
   registry.expect_models(o.models);
   Metrics metrics;
   Generation generation(registry, metrics);
   InferenceService inference(generation, registry, o.api_key);
-  RegistryService registry_service(registry);
+  RegistryService registry_service(registry, *cluster_token);
 
-  grpc::ServerBuilder builder;
-  int grpc_port = 0;
-  never_share_port(builder);
-  builder.AddListeningPort(o.grpc_address, *credentials, &grpc_port);
-  builder.RegisterService(&inference);
-  builder.RegisterService(&registry_service);
-  builder.SetMaxReceiveMessageSize(static_cast<int>(std::max<size_t>(o.max_body_bytes, 64 << 20)));
-  std::unique_ptr<grpc::Server> grpc_server = builder.BuildAndStart();
-  if (!grpc_server || grpc_port == 0) {
-    log()->error("cannot listen on {} (gRPC)", why_cannot_listen(o.grpc_address));
-    return kExitRuntimeFailure;
+  const bool own_registry = !o.registry_address.empty();
+  int grpc_port = 0, registry_port = 0;
+  std::vector<grpc::Service*> public_services = {&inference};
+  if (!own_registry) public_services.push_back(&registry_service);
+  std::unique_ptr<grpc::Server> grpc_server =
+      start_grpc(o.grpc_address, *credentials, public_services, max_message_bytes(o, !own_registry),
+                 &grpc_port);
+  if (!grpc_server) return kExitRuntimeFailure;
+  std::unique_ptr<grpc::Server> registry_server;
+  if (own_registry) {
+    registry_server = start_grpc(o.registry_address, *credentials, {&registry_service},
+                                 max_message_bytes(o, true), &registry_port);
+    if (!registry_server) return kExitRuntimeFailure;
   }
   HealthPublisher health(grpc_server->GetHealthCheckService());
   health.update(registry);
@@ -93,8 +146,14 @@ int run(const CoordinatorOptions& o) {
     log()->error("{}", http_port.status().to_string());
     return kExitRuntimeFailure;
   }
-  log()->info("coordinator: gRPC on port {}, HTTP on port {}{}{}", grpc_port, *http_port,
+  log()->info("coordinator: gRPC on port {}, HTTP on port {}{}{}{}", grpc_port, *http_port,
+              own_registry ? fmt::format(", registry on port {}", registry_port) : "",
               o.tls_cert.empty() ? "" : ", TLS", o.api_key.empty() ? "" : ", API key required");
+  if (cluster_token->empty()) {
+    log()->warn(
+        "no --cluster-token-file: the registry accepts shards on this host only, and shards "
+        "elsewhere cannot join");
+  }
   std::thread http_thread([&] { http.serve(); });
 
   std::signal(SIGINT, request_stop);
@@ -109,6 +168,7 @@ int run(const CoordinatorOptions& o) {
   health.shutdown();
   http.stop();  // stops accepting; joins its workers, so streams in flight finish first
   http_thread.join();
+  if (registry_server) registry_server->Shutdown(std::chrono::system_clock::now());
   grpc_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(30));
   return 0;
 }
@@ -125,7 +185,8 @@ int main(int argc, char** argv) {
   bool print_config = false;
   shardwise::add_yaml_config(app, print_config);
   shardwise::add_version_flag(app, "shardwise-coordinator");
-  app.add_option("--grpc", o.grpc_address, "Public gRPC API and shard registry, HOST:PORT")
+  app.add_option("--grpc", o.grpc_address,
+                 "Public gRPC API (and the shard Registry, unless --registry), HOST:PORT")
       ->capture_default_str();
   app.add_option("--http", o.http_address, "OpenAI-compatible HTTP API, HOST:PORT")
       ->capture_default_str();
@@ -160,6 +221,36 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_flag("!--no-priority-routing", o.router.route_by_priority,
                "Ignore request priority (interactive->cuda, batch->cpu) when routing");
+  app.add_option("--cluster-token-file", o.cluster_token_file,
+                 "File holding the cluster's secret (16+ characters): shards must present it to "
+                 "register, and the coordinator presents it to them. Without it only shards on "
+                 "this host may register")
+      ->check(CLI::ExistingFile);
+  app.add_option("--registry", o.registry_address,
+                 "Serve the shard Registry on its own listener, HOST:PORT, so that --grpc "
+                 "exposes only the public API (default: the Registry is on --grpc too)");
+  app.add_option("--replica-grace", o.replica_grace_s,
+                 "Seconds a replica out of rotation stays listed (/health, /metrics) before it "
+                 "and its tokenizer are freed")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--registration-window-ms", o.registration_window_ms,
+                 "After start-up, requests for models not registered yet get 503/UNAVAILABLE "
+                 "with Retry-After instead of 404 (default: --missed-heartbeats intervals)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--max-replicas", o.limits.max_replicas, "Replicas the registry holds in all")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--max-replicas-per-model", o.limits.max_replicas_per_model,
+                 "Replicas the registry holds per model")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--max-models", o.limits.max_models, "Models the registry serves at once")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--max-tokenizer-bytes", o.limits.max_tokenizer_bytes,
+                 "Largest tokenizer.json a replica may register")
+      ->capture_default_str();
   app.add_option("--log-level", o.log_level, "trace, debug, info, warn, error or off")
       ->capture_default_str();
   app.add_option("--log-format", o.log_format,

@@ -20,8 +20,11 @@ void send_json(httplib::Response& res, int status, const json& body) {
   res.set_content(body.dump(), "application/json");
 }
 
-void send_error(httplib::Response& res, const Status& status) {
-  send_json(res, http_status(status), error_body(status));
+// A 503 says when to try again (the rest of a restarted coordinator's registration window).
+void send_error(httplib::Response& res, const Status& status, std::chrono::seconds retry_after) {
+  const int code = http_status(status);
+  if (code == 503) res.set_header("Retry-After", std::to_string(retry_after.count()));
+  send_json(res, code, error_body(status));
 }
 
 std::string sse(const json& data) { return "data: " + data.dump() + "\n\n"; }
@@ -98,9 +101,9 @@ void OpenAiHttpServer::add_routes() {
                             std::pair("/v1/chat/completions", ApiKind::kChat)}) {
     server_->Post(path, [this, kind](const httplib::Request& req, httplib::Response& res) {
       StatusOr<OpenAiRequest> request = parse_openai_request(req.body, kind);
-      if (!request.ok()) return send_error(res, request.status());
+      if (!request.ok()) return send_error(res, request.status(), registry_.retry_after());
       StatusOr<PreparedRequest> prepared = generation_.prepare(request->request);
-      if (!prepared.ok()) return send_error(res, prepared.status());
+      if (!prepared.ok()) return send_error(res, prepared.status(), registry_.retry_after());
       if (request->stream) {
         auto state = std::make_shared<std::pair<OpenAiRequest, PreparedRequest>>(
             std::move(request).value(), std::move(prepared).value());
@@ -116,7 +119,7 @@ void OpenAiHttpServer::add_routes() {
         response.chunk(message);
         return true;
       });
-      if (!status.ok()) return send_error(res, status);
+      if (!status.ok()) return send_error(res, status, registry_.retry_after());
       send_json(res, 200, response.full());
     });
   }

@@ -248,8 +248,14 @@ int http_status(const Status& status) {
     case StatusCode::kOutOfRange:
     case StatusCode::kFailedPrecondition:
       return 400;
+    case StatusCode::kUnauthenticated:
+      return 401;
+    case StatusCode::kPermissionDenied:
+      return 403;
     case StatusCode::kNotFound:
       return 404;
+    case StatusCode::kAlreadyExists:
+      return 409;
     case StatusCode::kResourceExhausted:
       return 429;
     case StatusCode::kUnavailable:

@@ -20,9 +20,11 @@ struct ReplicaSession::Entry {
   std::optional<Status> deferred;  // guarded by mutex: an end that came while delivering
 };
 
-std::shared_ptr<ReplicaSession> ReplicaSession::open(v1::Shard::Stub& stub, std::string replica) {
-  auto session = std::make_shared<ReplicaSession>(std::move(replica));
+std::shared_ptr<ReplicaSession> ReplicaSession::open(v1::Shard::Stub& stub, std::string replica,
+                                                     SessionOptions options) {
+  auto session = std::make_shared<ReplicaSession>(std::move(replica), std::move(options.last_seen));
   session->self_ = session;
+  if (options.dialer) options.dialer->authenticate(session->context_);
   stub.async()->Serve(&session->context_, session.get());
   // Writes start from request threads, outside any reaction: the hold keeps the call open
   // until release_hold_locked() says no more will.
@@ -92,6 +94,11 @@ void ReplicaSession::OnReadDone(bool ok) {
     }
     if (release) RemoveHold();
     return;
+  }
+  if (last_seen_) {
+    *last_seen_ = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                      std::chrono::steady_clock::now().time_since_epoch())
+                      .count();
   }
   for (const v1::ShardRequestUpdate& update : incoming_.updates()) {
     deliver(update.request_id(), update);

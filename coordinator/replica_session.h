@@ -6,12 +6,14 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <atomic>
 #include <deque>
 #include <memory>
 #include <mutex>
 #include <unordered_map>
 
 #include "common/status.h"
+#include "coordinator/shard_dialer.h"
 #include "shardwise/v1/shard.grpc.pb.h"
 
 namespace shardwise {
@@ -29,13 +31,22 @@ class ShardRequestListener {
   virtual void on_end(const Status& status) = 0;
 };
 
+struct SessionOptions {
+  const ShardDialer* dialer = nullptr;  // presents the cluster token; null: none
+  // Stamped with the steady clock (ns) at every message from the shard: traffic on the stream
+  // is a sign of life, like a heartbeat. May be null.
+  std::shared_ptr<std::atomic<int64_t>> last_seen;
+};
+
 class ReplicaSession final
     : public grpc::ClientBidiReactor<v1::ShardServeRequest, v1::ShardServeResponse>,
       public std::enable_shared_from_this<ReplicaSession> {
  public:
   // Opens the stream; `replica` names it in errors.
-  static std::shared_ptr<ReplicaSession> open(v1::Shard::Stub& stub, std::string replica);
-  explicit ReplicaSession(std::string replica) : replica_(std::move(replica)) {}  // see open()
+  static std::shared_ptr<ReplicaSession> open(v1::Shard::Stub& stub, std::string replica,
+                                              SessionOptions options = {});
+  ReplicaSession(std::string replica, std::shared_ptr<std::atomic<int64_t>> last_seen)
+      : replica_(std::move(replica)), last_seen_(std::move(last_seen)) {}  // see open()
 
   // Starts `request`, returning its id for cancel(); UNAVAILABLE when the stream has broken
   // (open another).
@@ -67,6 +78,7 @@ class ReplicaSession final
   bool release_hold_locked();
 
   const std::string replica_;
+  const std::shared_ptr<std::atomic<int64_t>> last_seen_;
   grpc::ClientContext context_;
   v1::ShardServeResponse incoming_;  // the read in flight
   v1::ShardServeRequest writing_;    // the write in flight

@@ -23,6 +23,7 @@
 #include "common/command_line.h"
 #include "common/logging.h"
 #include "common/net_address.h"
+#include "common/secret.h"
 #include "common/version.h"
 #include "common/yaml_config.h"
 #include "kernels/cpu/cpu_threads.h"
@@ -57,6 +58,8 @@ struct ShardOptions {
   std::string advertise;       // serve mode: HOST[:PORT] registered instead of --listen's
   std::string model_name;      // serve mode: the name clients use (default: the folder's name)
   int capacity = 8;            // serve mode: concurrent sequences
+  std::string cluster_token_file;  // serve mode: the cluster's secret (docs/security.md)
+  double drain_timeout_s = 30;     // serve mode: how long SIGTERM waits for running requests
 };
 
 // --listen and --advertise are checked as they are parsed, so a malformed one is a usage error.
@@ -103,6 +106,16 @@ void add_options(CLI::App& app, ShardOptions& o) {
                  "when --num-kv-blocks is 0)")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  app.add_option("--cluster-token-file", o.cluster_token_file,
+                 "Serve mode: file holding the cluster's secret, presented to the coordinator "
+                 "and required of callers of this leader (without it, only callers on this "
+                 "host are served)")
+      ->check(CLI::ExistingFile);
+  app.add_option("--drain-timeout", o.drain_timeout_s,
+                 "Serve mode: seconds SIGTERM waits for running requests to finish before "
+                 "cancelling them and stopping the group")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--max-new-tokens", o.max_new_tokens, "Tokens to generate")->capture_default_str();
   app.add_option("--temperature", o.sampling.temperature, "0 is greedy")->capture_default_str();
   app.add_option("--top-k", o.sampling.top_k, "0: off")->capture_default_str();
@@ -160,6 +173,37 @@ int run_one_shot(const ShardOptions& o, const ParallelConfig& config, ModelRunne
 std::atomic<bool> g_stop_requested{false};
 
 void request_stop(int) { g_stop_requested = true; }
+
+// A follower signalled to stop keeps executing plans until the leader, drained, sends kShutdown;
+// but a leader that died sends nothing, so the follower gives up `patience_s` seconds after the
+// signal (0: never waits for one).
+class FollowerWatchdog {
+ public:
+  explicit FollowerWatchdog(double patience_s)
+      : thread_([this, patience_s] {
+          if (patience_s <= 0) return;
+          while (!done_ && !g_stop_requested) std::this_thread::sleep_for(kTick);
+          const auto deadline = std::chrono::steady_clock::now() +
+                                std::chrono::milliseconds(static_cast<int64_t>(patience_s * 1000));
+          while (!done_ && std::chrono::steady_clock::now() < deadline) {
+            std::this_thread::sleep_for(kTick);
+          }
+          if (done_) return;
+          log()->critical("follower: no shutdown from the leader {} s after SIGTERM; exiting",
+                          patience_s);
+          log()->flush();
+          std::_Exit(3);
+        }) {}
+  ~FollowerWatchdog() {
+    done_ = true;
+    thread_.join();
+  }
+
+ private:
+  static constexpr std::chrono::milliseconds kTick{100};
+  std::atomic<bool> done_{false};
+  std::thread thread_;
+};
 
 // Replica r's leader listens on --listen's port + r: "127.0.0.1:50061", replica 2 ->
 // 127.0.0.1:50063.
@@ -237,13 +281,18 @@ int serve(const ShardOptions& o, const ParallelConfig& config, ModelRunner& runn
   card->set_device(o.device.device == Device::kCuda ? v1::DEVICE_CUDA : v1::DEVICE_CPU);
   card->set_tp(config.tp_size);
   card->set_capacity(o.capacity);
-  std::signal(SIGINT, request_stop);
-  std::signal(SIGTERM, request_stop);
+  card->set_vocab_size(runner.config().vocab_size);
+  card->set_instance_secret(random_hex(32));
+  StatusOr<std::string> cluster_token = read_cluster_token(o.cluster_token_file);
+  if (!cluster_token.ok()) {
+    log()->error("{}", cluster_token.status().to_string());
+    return kExitUsage;
+  }
 
   EngineOptions engine_options;
   engine_options.scheduler.max_num_seqs = o.capacity;
   EngineLoop loop(runner, engine_options);
-  ShardService service(loop);
+  ShardService service(loop, *cluster_token, card->instance_secret());
   grpc::ServerBuilder builder;
   int port = 0;
   never_share_port(builder);
@@ -259,14 +308,19 @@ int serve(const ShardOptions& o, const ParallelConfig& config, ModelRunner& runn
   if (health != nullptr) health->SetServingStatus(card->name(), true);
   log()->info("serving {} on {}, advertised as {}", card->name(), listen, addresses.advertise);
   {
-    Registrar registrar(o.coordinator, coordinator_credentials(o.coordinator_ca), *card, loop);
+    Registrar registrar(o.coordinator, coordinator_credentials(o.coordinator_ca), *cluster_token,
+                        *card, loop);
     while (!g_stop_requested) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    log()->info("shutting down: draining requests");
+    log()->info("shutting down: deregistering, then draining requests (up to {} s)",
+                o.drain_timeout_s);
   }
   if (health != nullptr) health->Shutdown();
+  // Streams end once their requests finish; at the deadline gRPC cancels what is left.
   service.drain();
-  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  server->Shutdown(std::chrono::system_clock::now() +
+                   std::chrono::milliseconds(static_cast<int64_t>(o.drain_timeout_s * 1000)));
   loop.stop();
+  log()->info("drained: stopping the group");
   return 0;
 }
 
@@ -275,6 +329,13 @@ int run(const ShardOptions& o, const MpiSession& session) {
   if (Status status = check_device_options(o.device); !status.ok()) {
     log()->error("{}", status.to_string());
     return kExitUsage;
+  }
+  if (o.ids.empty()) {
+    // The launcher signals every rank; the leader alone decides when the group stops (it sends
+    // kShutdown once drained), so a follower outlives the signal (FollowerWatchdog). A leader
+    // signalled while loading stops as soon as it has loaded.
+    std::signal(SIGINT, request_stop);
+    std::signal(SIGTERM, request_stop);
   }
   const std::chrono::milliseconds timeout(static_cast<long>(o.collective_timeout_s * 1000));
   MpiCommunicator comm(session.tp_group(), timeout);
@@ -302,6 +363,7 @@ int run(const ShardOptions& o, const MpiSession& session) {
     return kExitRuntimeFailure;
   }
   if (!config.is_leader()) {
+    FollowerWatchdog watchdog(o.ids.empty() ? o.drain_timeout_s + 10 : 0);
     Status status = (*replica)->run_follower();
     if (!status.ok()) {
       log()->critical("follower: {}", status.to_string());

@@ -190,9 +190,15 @@ def bad_inputs():
 
 def retry_elsewhere():
     """A replica that refuses connections fails before any token: its requests are retried."""
-    with open(os.path.join(args.model_dir, "tokenizer.json")) as f:
-        card = shard_pb2.ModelCard(name="stories260K", address="127.0.0.1:1", device=shard_pb2.DEVICE_CPU, tp=1,
-                                   capacity=8, context_length=512, tokenizer_json=f.read())
+    def read(name):
+        path = os.path.join(args.model_dir, name)
+        return open(path).read() if os.path.exists(path) else ""
+    # The same card as the real replicas' (the registry refuses a model whose card differs).
+    card = shard_pb2.ModelCard(name="stories260K", address="127.0.0.1:1", device=shard_pb2.DEVICE_CPU,
+                               tp=1, capacity=8, context_length=512, vocab_size=512,
+                               tokenizer_json=read("tokenizer.json"),
+                               tokenizer_config_json=read("tokenizer_config.json"),
+                               generation_config_json=read("generation_config.json"))
     registry = shard_pb2_grpc.RegistryStub(grpc.insecure_channel(args.grpc))
     registry.Register(card, timeout=TIMEOUT)
     # Idle replicas are picked round robin, so one of these goes to the dead one first.

@@ -97,7 +97,7 @@ class ReplicaSessionTest : public ::testing::Test {
   ReplicaSessionTest()
       : runner_(/*num_blocks=*/512, /*block_size=*/16, kVocab, /*context=*/4096),
         loop_(runner_, engine_options()),
-        service_(loop_) {
+        service_(loop_, /*cluster_token=*/"", "instance-secret") {
     grpc::ServerBuilder builder;
     int port = 0;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
