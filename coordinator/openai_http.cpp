@@ -111,10 +111,11 @@ void OpenAiHttpServer::add_routes() {
     }
     send_json(res, 200, {{"object", "list"}, {"data", data}});
   });
-  for (auto [path, kind] : {std::pair("/v1/completions", ApiKind::kCompletion),
+  for (const auto& route : {std::pair("/v1/completions", ApiKind::kCompletion),
                             std::pair("/v1/chat/completions", ApiKind::kChat)}) {
-    server_->Post(path, [this, kind](const httplib::Request& req, httplib::Response& res,
-                                     const httplib::ContentReader& content_reader) {
+    const ApiKind kind = route.second;  // a structured binding: clang 14 cannot capture it
+    server_->Post(route.first, [this, kind](const httplib::Request& req, httplib::Response& res,
+                                            const httplib::ContentReader& content_reader) {
       StatusOr<std::string> body = read_body(req, content_reader, options_.max_body_bytes);
       if (!body.ok()) {
         const int status = body.status().code() == StatusCode::kResourceExhausted ? 413 : 400;

@@ -51,7 +51,11 @@ std::vector<CLI::ConfigItem> YamlConfig::from_config(std::istream& input) const 
   std::vector<CLI::ConfigItem> items;
   if (root.IsNull()) return items;  // an empty file sets nothing
   if (!root.IsMap()) throw CLI::ConfigError("config file: expected a map of option: value");
-  flatten(root, "", items);
+  try {
+    flatten(root, "", items);
+  } catch (const YAML::Exception& e) {  // a key that is no string ({[a]: 1}), for one
+    throw CLI::ConfigError("config file: " + std::string(e.what()));
+  }
   return items;
 }
 

@@ -464,7 +464,7 @@ class Parser {
     parts.push_back(std::move(current));
     auto expr = make_expr(is_slice ? Expr::Kind::kSlice : Expr::Kind::kIndex, line);
     expr->args.push_back(std::move(target));
-    if (!is_slice && !expr->args.back()) fail("line {}: empty subscript", line);
+    if (!is_slice && !parts.front()) fail("line {}: empty subscript", line);
     if (parts.size() > 3) fail("line {}: bad slice", line);
     parts.resize(is_slice ? 3 : 1);
     for (auto& part : parts) expr->args.push_back(std::move(part));
