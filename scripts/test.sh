@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # README command 2: install dependencies, check the tree's shape, build, and run every test
 # that runs on this machine: the normal build, then the same suite under AddressSanitizer +
-# UndefinedBehaviorSanitizer.
+# UndefinedBehaviorSanitizer, then each fuzz target for 30 s (scripts/fuzz.sh, clang).
 # GPU tests skip with a message where there is no GPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,3 +17,7 @@ scripts/build.sh build-asan -DSHARDWISE_SANITIZE=address,undefined -DSHARDWISE_C
   -DSHARDWISE_BENCHMARKS=OFF
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build-asan --output-on-failure -j "$(nproc)" --timeout 900
+
+# Fuzzing (issue 15): clang's libFuzzer on every parser that takes bytes from outside, 30 s each
+# from the committed seeds and crash regressions; a crash fails the run.
+scripts/fuzz.sh 30
