@@ -153,30 +153,40 @@ class Renderer {
   }
 
   void exec_for(const Node& node, std::string& out) {
-    const Array all = iterate(eval(*node.expr));
+    const Value iterable = eval(*node.expr);
+    // A list is walked in place (lists are never changed once built); dicts and strings are
+    // listed first.
+    const Array listed = iterable.is_array() ? Array() : iterate(iterable);
+    const Array& all = iterable.is_array() ? iterable.as_array() : listed;
     scopes_.emplace_back();
-    Array items;
+    std::vector<const Value*> items;
+    items.reserve(all.size());
     for (const Value& item : all) {
       if (node.condition) {
+        charge(1);
         bind_targets(node, item);
         if (!eval(*node.condition).truthy()) continue;
       }
-      items.push_back(item);
+      items.push_back(&item);
     }
     const std::size_t n = items.size();
+    // One loop object for the whole loop, as Jinja's: a template that keeps it sees it move on.
+    auto loop = make_object();
+    loop->items = {{"index", Value()},     {"index0", Value()},   {"revindex", Value()},
+                   {"revindex0", Value()}, {"first", Value()},    {"last", Value()},
+                   {"length", Value(n)},   {"previtem", Value()}, {"nextitem", Value()}};
     for (std::size_t i = 0; i < n; ++i) {
       charge(1);
-      bind_targets(node, items[i]);
-      auto loop = make_object();
-      loop->items = {{"index", Value(i + 1)},
-                     {"index0", Value(i)},
-                     {"revindex", Value(n - i)},
-                     {"revindex0", Value(n - i - 1)},
-                     {"first", Value(i == 0)},
-                     {"last", Value(i + 1 == n)},
-                     {"length", Value(n)},
-                     {"previtem", i > 0 ? items[i - 1] : Value()},
-                     {"nextitem", i + 1 < n ? items[i + 1] : Value()}};
+      bind_targets(node, *items[i]);
+      auto& fields = loop->items;
+      fields[0].second = Value(i + 1);
+      fields[1].second = Value(i);
+      fields[2].second = Value(n - i);
+      fields[3].second = Value(n - i - 1);
+      fields[4].second = Value(i == 0);
+      fields[5].second = Value(i + 1 == n);
+      fields[7].second = i > 0 ? *items[i - 1] : Value();
+      fields[8].second = i + 1 < n ? *items[i + 1] : Value();
       scopes_.back()["loop"] = Value(loop);
       if (exec(node.body, out) == Flow::kBreak) break;
     }
