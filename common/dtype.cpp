@@ -51,6 +51,7 @@ float f16_to_f32(std::uint16_t bits) {
 }
 
 void convert_to_f32(float* dst, const void* src, DType dtype, std::size_t count) {
+  if (count == 0) return;  // an empty tensor's pointers may be null, which memcpy must not get
   switch (dtype) {
     case DType::kF32:
       std::memcpy(dst, src, count * sizeof(float));

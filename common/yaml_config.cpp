@@ -66,7 +66,11 @@ std::vector<CLI::ConfigItem> YamlConfig::from_config(std::istream& input) const 
   if (!root.IsMap()) {
     throw CLI::ConfigError(config_file(app_) + ": expected a map of option: value");
   }
-  flatten(root, "", items);
+  try {
+    flatten(root, "", items);
+  } catch (const YAML::Exception& e) {  // a key that is no string ({[a]: 1}), for one
+    throw CLI::ConfigError(config_file(app_) + ": " + std::string(e.what()));
+  }
   for (const CLI::ConfigItem& item : items) {
     if (!names_an_option(app_, item.name)) {
       throw CLI::ConfigError("unknown key " + item.name + " in " + config_file(app_));

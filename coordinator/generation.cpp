@@ -15,18 +15,22 @@ StatusOr<std::vector<int32_t>> prompt_ids(const v1::GenerateRequest& request,
                                           const Tokenizer& tokenizer) {
   switch (request.prompt_case()) {
     case v1::GenerateRequest::kText:
+      // OpenAI refuses an empty prompt; encoding it would send BOS alone.
+      if (request.text().empty()) return invalid_argument("the prompt is empty");
       return tokenizer.encode(request.text(), /*add_special_tokens=*/true);
     case v1::GenerateRequest::kTokenIds: {
-      std::vector<int32_t> ids(request.token_ids().ids().begin(), request.token_ids().ids().end());
-      for (int32_t id : ids) {
-        if (id < 0 || static_cast<size_t>(id) >= tokenizer.vocab_size()) {
+      std::vector<int32_t> ids;
+      for (const int64_t id : request.token_ids().ids()) {
+        if (id < 0 || static_cast<uint64_t>(id) >= tokenizer.vocab_size()) {
           return invalid_argument("token id {} outside the vocabulary of {}", id,
                                   tokenizer.vocab_size());
         }
+        ids.push_back(static_cast<int32_t>(id));
       }
       return ids;
     }
     case v1::GenerateRequest::kChat: {
+      if (request.chat().messages().empty()) return invalid_argument("the chat has no messages");
       if (!tokenizer.has_chat_template()) {
         return invalid_argument("model '{}' has no chat template: send a text prompt",
                                 request.model());
@@ -45,21 +49,37 @@ StatusOr<std::vector<int32_t>> prompt_ids(const v1::GenerateRequest& request,
   return invalid_argument("a prompt is required: text, token_ids or chat");
 }
 
+// The public API's integers are int64 and the shard's int32: each is checked before it narrows.
+Status check_int32(int64_t value, int64_t low, const char* name) {
+  if (value < low || value > INT32_MAX) {
+    return invalid_argument("{} must be in [{}, {}], got {}", name, low, INT32_MAX, value);
+  }
+  return ok_status();
+}
+
 // Fills in the documented defaults and rejects values outside their domains.
 StatusOr<v1::ShardSamplingParams> sampling_params(const v1::SamplingParams& in) {
+  SW_RETURN_IF_ERROR(check_int32(in.top_k(), 0, "top_k"));
+  SW_RETURN_IF_ERROR(check_int32(in.max_tokens(), in.has_max_tokens() ? 1 : 0, "max_tokens"));
+  for (const int64_t id : in.stop_token_ids()) {
+    SW_RETURN_IF_ERROR(check_int32(id, 0, "stop_token_ids"));
+  }
+  if (in.has_logprobs() && (in.logprobs() < 0 || in.logprobs() > 20)) {
+    return invalid_argument("logprobs must be in [0, 20], got {}", in.logprobs());
+  }
   v1::ShardSamplingParams out;
   out.set_temperature(in.has_temperature() ? in.temperature() : 1.0f);
-  out.set_top_k(in.top_k());
+  out.set_top_k(static_cast<int32_t>(in.top_k()));
   out.set_top_p(in.has_top_p() ? in.top_p() : 1.0f);
   out.set_min_p(in.min_p());
   out.set_repetition_penalty(in.has_repetition_penalty() ? in.repetition_penalty() : 1.0f);
   out.set_frequency_penalty(in.frequency_penalty());
   out.set_presence_penalty(in.presence_penalty());
   out.set_seed(in.seed());
-  out.set_max_tokens(in.has_max_tokens() ? in.max_tokens() : 16);
-  *out.mutable_stop_token_ids() = in.stop_token_ids();
+  out.set_max_tokens(in.has_max_tokens() ? static_cast<int32_t>(in.max_tokens()) : 16);
+  for (const int64_t id : in.stop_token_ids()) out.add_stop_token_ids(static_cast<int32_t>(id));
   out.set_ignore_eos(in.ignore_eos());
-  if (in.has_logprobs()) out.set_logprobs(in.logprobs());
+  if (in.has_logprobs()) out.set_logprobs(static_cast<int32_t>(in.logprobs()));
 
   if (!std::isfinite(out.temperature()) || out.temperature() < 0) {
     return invalid_argument("temperature must be >= 0, got {}", out.temperature());
@@ -67,7 +87,6 @@ StatusOr<v1::ShardSamplingParams> sampling_params(const v1::SamplingParams& in) 
   if (!(out.top_p() > 0 && out.top_p() <= 1)) {
     return invalid_argument("top_p must be in (0, 1], got {}", out.top_p());
   }
-  if (out.top_k() < 0) return invalid_argument("top_k must be >= 0, got {}", out.top_k());
   if (!(out.min_p() >= 0 && out.min_p() <= 1)) {
     return invalid_argument("min_p must be in [0, 1], got {}", out.min_p());
   }
@@ -79,11 +98,6 @@ StatusOr<v1::ShardSamplingParams> sampling_params(const v1::SamplingParams& in) 
       return invalid_argument("frequency_penalty and presence_penalty must be in [-2, 2], got {}",
                               penalty);
     }
-  }
-  if (out.max_tokens() < 1)
-    return invalid_argument("max_tokens must be >= 1, got {}", out.max_tokens());
-  if (out.has_logprobs() && (out.logprobs() < 0 || out.logprobs() > 20)) {
-    return invalid_argument("logprobs must be in [0, 20], got {}", out.logprobs());
   }
   return out;
 }

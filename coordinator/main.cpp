@@ -18,6 +18,7 @@
 #include "common/secret.h"
 #include "common/version.h"
 #include "common/yaml_config.h"
+#include "coordinator/decode_errors.h"
 #include "coordinator/grpc_health.h"
 #include "coordinator/grpc_services.h"
 #include "coordinator/openai_http.h"
@@ -37,6 +38,8 @@ struct CoordinatorOptions {
   int missed_heartbeats = 3;
   size_t max_body_bytes = 4 << 20;
   int http_threads = 64;
+  int64_t http_header_timeout_ms = HttpLimits().header_timeout.count();
+  int64_t http_body_timeout_ms = HttpLimits().body_timeout.count();
   RouterOptions router;
   std::string cluster_token_file;  // the secret of Registry.* and Shard.* (docs/security.md)
   std::string registry_address;    // the Registry on its own listener; empty: on --grpc
@@ -97,6 +100,9 @@ std::unique_ptr<grpc::Server> start_grpc(const std::string& address,
   builder.AddListeningPort(address, tls, port);
   for (grpc::Service* service : services) builder.RegisterService(service);
   builder.SetMaxReceiveMessageSize(max_message_bytes);
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(make_decode_error_interceptor_factory());  // undecodable: INVALID_ARGUMENT
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || *port == 0) {
     log()->error("cannot listen on {} (gRPC)", why_cannot_listen(address));
@@ -139,8 +145,12 @@ int run(const CoordinatorOptions& o) {
   }
   HealthPublisher health(grpc_server->GetHealthCheckService());
   health.update(registry);
-  OpenAiHttpServer http(generation, registry, metrics,
-                        {o.api_key, o.max_body_bytes, o.http_threads, o.tls_cert, o.tls_key});
+  HttpLimits http_limits;
+  http_limits.header_timeout = std::chrono::milliseconds(o.http_header_timeout_ms);
+  http_limits.body_timeout = std::chrono::milliseconds(o.http_body_timeout_ms);
+  OpenAiHttpServer http(
+      generation, registry, metrics,
+      {o.api_key, o.max_body_bytes, o.http_threads, o.tls_cert, o.tls_key, http_limits});
   StatusOr<int> http_port = http.bind(o.http_address);
   if (!http_port.ok()) {
     log()->error("{}", http_port.status().to_string());
@@ -214,6 +224,14 @@ int main(int argc, char** argv) {
   app.add_option("--max-body-bytes", o.max_body_bytes, "Largest HTTP request body")
       ->capture_default_str();
   app.add_option("--http-threads", o.http_threads, "Concurrent HTTP requests")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--http-header-timeout-ms", o.http_header_timeout_ms,
+                 "Time a connection has to send a request's head (slower ones get 408)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--http-body-timeout-ms", o.http_body_timeout_ms,
+                 "Time a request has to send its body once its head arrived")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   app.add_option("--max-queued", o.router.max_queued,

@@ -29,6 +29,30 @@ void send_error(httplib::Response& res, const Status& status, std::chrono::secon
 
 std::string sse(const json& data) { return "data: " + data.dump() + "\n\n"; }
 
+// The request body, at most `max_bytes` of it: RESOURCE_EXHAUSTED past that (413; httplib's own
+// limit covers only bodies with a Content-Length, and a chunked one grew without bound),
+// INVALID_ARGUMENT when it cannot be read (a connection closed or too slow).
+StatusOr<std::string> read_body(const httplib::Request& req,
+                                const httplib::ContentReader& content_reader, size_t max_bytes) {
+  const auto too_large = [max_bytes] {
+    return resource_exhausted("the request body is larger than {} bytes", max_bytes);
+  };
+  if (req.has_header("Content-Length") &&
+      req.get_header_value<uint64_t>("Content-Length") > max_bytes) {
+    return too_large();  // refused unread: the connection closes after the answer
+  }
+  std::string body;
+  bool exceeded = false;
+  const bool read = content_reader([&](const char* data, size_t length) {
+    exceeded = body.size() + length > max_bytes;
+    if (!exceeded) body.append(data, length);
+    return !exceeded;
+  });
+  if (exceeded) return too_large();
+  if (!read) return invalid_argument("the request body could not be read");
+  return body;
+}
+
 // Streams one request as server-sent events; runs inside httplib's content provider.
 void stream_events(Generation& generation, const PreparedRequest& prepared,
                    const OpenAiRequest& request, httplib::DataSink& sink) {
@@ -54,12 +78,8 @@ OpenAiHttpServer::OpenAiHttpServer(Generation& generation, Registry& registry, M
       registry_(registry),
       metrics_(metrics),
       options_(std::move(options)),
-      server_(options_.tls_cert_file.empty()
-                  ? std::make_unique<httplib::Server>()
-                  : std::make_unique<httplib::SSLServer>(options_.tls_cert_file.c_str(),
-                                                         options_.tls_key_file.c_str())) {
-  const int threads = options_.threads;
-  server_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+      server_(make_guarded_http_server(options_.limits, options_.threads, options_.tls_cert_file,
+                                       options_.tls_key_file)) {
   server_->set_payload_max_length(options_.max_body_bytes);
   // httplib's default adds SO_REUSEPORT, which lets a second coordinator bind the same port
   // and take half the connections: a port in use must fail the bind instead.
@@ -74,6 +94,12 @@ OpenAiHttpServer::~OpenAiHttpServer() = default;
 
 void OpenAiHttpServer::add_routes() {
   server_->set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    if (req.headers.size() > options_.limits.max_headers) {
+      send_json(
+          res, 431,
+          error_json(431, fmt::format("more than {} headers", options_.limits.max_headers), "431"));
+      return httplib::Server::HandlerResponse::Handled;
+    }
     if (!req.path.starts_with("/v1/") ||
         authorized(options_.api_key, req.get_header_value("Authorization"))) {
       return httplib::Server::HandlerResponse::Unhandled;
@@ -97,10 +123,18 @@ void OpenAiHttpServer::add_routes() {
     }
     send_json(res, 200, {{"object", "list"}, {"data", data}});
   });
-  for (auto [path, kind] : {std::pair("/v1/completions", ApiKind::kCompletion),
+  for (const auto& route : {std::pair("/v1/completions", ApiKind::kCompletion),
                             std::pair("/v1/chat/completions", ApiKind::kChat)}) {
-    server_->Post(path, [this, kind](const httplib::Request& req, httplib::Response& res) {
-      StatusOr<OpenAiRequest> request = parse_openai_request(req.body, kind);
+    const ApiKind kind = route.second;  // a structured binding: clang 14 cannot capture it
+    server_->Post(route.first, [this, kind](const httplib::Request& req, httplib::Response& res,
+                                            const httplib::ContentReader& content_reader) {
+      StatusOr<std::string> body = read_body(req, content_reader, options_.max_body_bytes);
+      if (!body.ok()) {
+        const int status = body.status().code() == StatusCode::kResourceExhausted ? 413 : 400;
+        return send_json(res, status,
+                         error_json(status, body.status().message(), std::to_string(status)));
+      }
+      StatusOr<OpenAiRequest> request = parse_openai_request(*body, kind);
       if (!request.ok()) return send_error(res, request.status(), registry_.retry_after());
       StatusOr<PreparedRequest> prepared = generation_.prepare(request->request);
       if (!prepared.ok()) return send_error(res, prepared.status(), registry_.retry_after());

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "coordinator/generation.h"
+#include "coordinator/http_connections.h"
 
 namespace httplib {
 class Server;
@@ -21,6 +22,7 @@ struct HttpOptions {
   int threads = 64;                 // concurrent requests (each stream holds one)
   std::string tls_cert_file;        // both set: HTTPS
   std::string tls_key_file;
+  HttpLimits limits;  // deadlines and sizes of request heads and bodies
 };
 
 class OpenAiHttpServer {

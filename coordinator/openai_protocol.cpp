@@ -2,23 +2,49 @@
 
 #include <atomic>
 #include <chrono>
+#include <cmath>
+#include <limits>
+
+#include "common/json_depth.h"
 
 namespace shardwise {
 namespace {
 
 using json = nlohmann::json;
 
+// An integer of the request as int64, never wrapped: one past int64 is INVALID_ARGUMENT
+// (the fields' own ranges are checked where they narrow, in generation.cpp).
+StatusOr<int64_t> integer(const json& value, const char* name) {
+  if (!value.is_number_integer()) {
+    return invalid_argument("'{}' must be an integer, got {}", name, value.dump());
+  }
+  if (value.is_number_unsigned() && value.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) {
+    return invalid_argument("'{}' is out of range: {}", name, value.dump());
+  }
+  return value.get<int64_t>();
+}
+
 // Reads an optional field of one JSON type; a wrong type is INVALID_ARGUMENT naming it.
+// Numbers go into floats, so one past float's range is refused rather than cast to infinity.
 template <typename T>
 StatusOr<std::optional<T>> optional_field(const json& body, const char* name) {
   auto it = body.find(name);
   if (it == body.end() || it->is_null()) return std::optional<T>();
-  const bool type_ok = std::is_same_v<T, bool>          ? it->is_boolean()
-                       : std::is_same_v<T, std::string> ? it->is_string()
-                       : std::is_integral_v<T>          ? it->is_number_integer()
-                                                        : it->is_number();
-  if (!type_ok) return invalid_argument("'{}' has the wrong type: {}", name, it->dump());
-  return std::optional<T>(it->get<T>());
+  if constexpr (std::is_same_v<T, int64_t>) {
+    SW_ASSIGN_OR_RETURN(const int64_t value, integer(*it, name));
+    return std::optional<T>(value);
+  } else {
+    const bool type_ok = std::is_same_v<T, bool>          ? it->is_boolean()
+                         : std::is_same_v<T, std::string> ? it->is_string()
+                                                          : it->is_number();
+    if (!type_ok) return invalid_argument("'{}' has the wrong type: {}", name, it->dump());
+    if constexpr (std::is_same_v<T, double>) {
+      if (std::abs(it->get<double>()) > std::numeric_limits<float>::max()) {
+        return invalid_argument("'{}' is out of range: {}", name, it->dump());
+      }
+    }
+    return std::optional<T>(it->get<T>());
+  }
 }
 
 #define SW_OPTIONAL(type, var, body, name) \
@@ -38,16 +64,13 @@ Status parse_sampling(const json& body, ApiKind kind, v1::SamplingParams& s) {
   SW_OPTIONAL(bool, ignore_eos, body, "ignore_eos");
   if (temperature) s.set_temperature(static_cast<float>(*temperature));
   if (top_p) s.set_top_p(static_cast<float>(*top_p));
-  if (top_k) s.set_top_k(*top_k == -1 ? 0 : static_cast<int32_t>(*top_k));  // vLLM: -1 is off
+  if (top_k) s.set_top_k(*top_k == -1 ? 0 : *top_k);  // vLLM: -1 is off
   if (min_p) s.set_min_p(static_cast<float>(*min_p));
   if (repetition_penalty) s.set_repetition_penalty(static_cast<float>(*repetition_penalty));
   if (frequency_penalty) s.set_frequency_penalty(static_cast<float>(*frequency_penalty));
   if (presence_penalty) s.set_presence_penalty(static_cast<float>(*presence_penalty));
   if (seed) s.set_seed(static_cast<uint64_t>(*seed));
-  if (auto n = max_completion_tokens ? max_completion_tokens : max_tokens) {
-    if (*n < 1 || *n > INT32_MAX) return invalid_argument("max_tokens must be >= 1, got {}", *n);
-    s.set_max_tokens(static_cast<int32_t>(*n));
-  }
+  if (auto n = max_completion_tokens ? max_completion_tokens : max_tokens) s.set_max_tokens(*n);
   if (ignore_eos) s.set_ignore_eos(*ignore_eos);
   if (auto it = body.find("stop"); it != body.end() && !it->is_null()) {
     if (it->is_string()) {
@@ -62,11 +85,11 @@ Status parse_sampling(const json& body, ApiKind kind, v1::SamplingParams& s) {
   // Completions: "logprobs": N; chat: "logprobs": true with "top_logprobs": N.
   if (kind == ApiKind::kCompletion) {
     SW_OPTIONAL(int64_t, logprobs, body, "logprobs");
-    if (logprobs) s.set_logprobs(static_cast<int32_t>(*logprobs));
+    if (logprobs) s.set_logprobs(*logprobs);
   } else {
     SW_OPTIONAL(bool, logprobs, body, "logprobs");
     SW_OPTIONAL(int64_t, top_logprobs, body, "top_logprobs");
-    if (logprobs.value_or(false)) s.set_logprobs(static_cast<int32_t>(top_logprobs.value_or(0)));
+    if (logprobs.value_or(false)) s.set_logprobs(top_logprobs.value_or(0));
   }
   return ok_status();
 }
@@ -95,7 +118,10 @@ Status parse_prompt(const json& body, ApiKind kind, v1::GenerateRequest& request
   } else if (it->is_array() && !it->empty() &&
              std::all_of(it->begin(), it->end(),
                          [](const json& v) { return v.is_number_integer(); })) {
-    for (const json& v : *it) request.mutable_token_ids()->add_ids(v.get<int32_t>());
+    for (const json& v : *it) {
+      SW_ASSIGN_OR_RETURN(const int64_t id, integer(v, "prompt"));
+      request.mutable_token_ids()->add_ids(id);
+    }
   } else {
     return invalid_argument("'prompt' must be a string or a non-empty array of token ids");
   }
@@ -111,6 +137,9 @@ std::string new_id(ApiKind kind) {
 }  // namespace
 
 StatusOr<OpenAiRequest> parse_openai_request(std::string_view body, ApiKind kind) {
+  if (json_nesting_depth(body) > kMaxJsonDepth) {
+    return invalid_argument("the request body nests deeper than {}", kMaxJsonDepth);
+  }
   json parsed = json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (parsed.is_discarded()) return invalid_argument("the request body is not valid JSON");
   if (!parsed.is_object()) return invalid_argument("the request body must be a JSON object");

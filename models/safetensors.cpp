@@ -11,10 +11,13 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "common/json_depth.h"
+
 namespace shardwise {
 namespace {
 
-using nlohmann::json;
+// Ordered: the order of a header's entries is part of what is checked.
+using json = nlohmann::ordered_json;
 
 // A header larger than this is certainly corrupt (real ones are a few hundred KB).
 constexpr uint64_t kMaxHeaderBytes = 100ull << 20;
@@ -73,6 +76,69 @@ StatusOr<TensorView> parse_tensor_entry(const std::string& name, const json& ent
   return view;
 }
 
+// safetensors' Dtype order (the Rust library lays out data by it, largest first).
+int dtype_rank(DType dtype) {
+  switch (dtype) {
+    case DType::kF16:
+      return 0;
+    case DType::kBF16:
+      return 1;
+    case DType::kF32:
+      return 2;
+  }
+  return 0;
+}
+
+// The tensors' bytes must tile the data region exactly, in the order of the header or in the
+// safetensors library's order (dtype, then name). Real files do: a header whose offsets were
+// swapped between two same-sized tensors passes every per-tensor check, and this is what
+// refuses it instead of loading each tensor's weights into the other.
+Status check_layout(const std::vector<const TensorView*>& in_header_order, const std::byte* data,
+                    std::size_t data_size) {
+  std::vector<const TensorView*> by_offset = in_header_order;
+  std::stable_sort(by_offset.begin(), by_offset.end(),
+                   [](const TensorView* a, const TensorView* b) { return a->data < b->data; });
+  const std::byte* expected = data;
+  for (std::size_t i = 0; i < by_offset.size(); ++i) {
+    const TensorView& view = *by_offset[i];
+    if (view.data != expected) {
+      const std::string before =
+          i == 0 ? std::string("the data begins") : "'" + by_offset[i - 1]->name + "' ends";
+      return data_loss("tensor '{}' starts at byte {}, but {} at byte {}: tensors {}", view.name,
+                       view.data - data, before, expected - data,
+                       view.data < expected ? "overlap" : "leave a gap");
+    }
+    expected += view.byte_size;
+  }
+  if (expected != data + data_size) {
+    return data_loss("{} bytes after the last tensor's data", data + data_size - expected);
+  }
+  std::vector<const TensorView*> by_name = in_header_order;
+  std::stable_sort(by_name.begin(), by_name.end(), [](const TensorView* a, const TensorView* b) {
+    if (dtype_rank(a->dtype) != dtype_rank(b->dtype)) {
+      return dtype_rank(a->dtype) > dtype_rank(b->dtype);
+    }
+    return a->name < b->name;
+  });
+  const auto same_order = [&](const std::vector<const TensorView*>& order) {
+    for (std::size_t i = 0; i < order.size(); ++i) {
+      // Empty tensors have no place of their own.
+      if (order[i] != by_offset[i] && order[i]->byte_size != 0) return false;
+    }
+    return true;
+  };
+  if (same_order(in_header_order) || same_order(by_name)) return ok_status();
+  for (std::size_t i = 0; i < by_offset.size(); ++i) {
+    if (by_offset[i] != in_header_order[i]) {
+      return data_loss(
+          "tensor '{}' is stored where the header's order puts '{}', and not in name order "
+          "either: swapped data_offsets?",
+          by_offset[i]->name, in_header_order[i]->name);
+    }
+  }
+  return ok_status();
+}
+
 }  // namespace
 
 int64_t TensorView::element_count() const {
@@ -116,26 +182,22 @@ Status SafetensorsFile::parse_header(std::size_t file_size) {
                      header_size, file_size);
   }
   const char* header_text = reinterpret_cast<const char*>(bytes + 8);
+  if (json_nesting_depth(std::string_view(header_text, header_size)) > kMaxJsonDepth) {
+    return data_loss("header nests deeper than {}", kMaxJsonDepth);
+  }
   json header = json::parse(header_text, header_text + header_size, nullptr, false);
   if (header.is_discarded() || !header.is_object()) return data_loss("header is not a JSON object");
 
   const std::byte* data = bytes + 8 + header_size;
   const std::size_t data_size = file_size - 8 - header_size;
-  std::vector<std::pair<std::size_t, const TensorView*>> ranges;
+  std::vector<const TensorView*> in_header_order;
   for (const auto& [name, entry] : header.items()) {
     if (name == "__metadata__") continue;
     SW_ASSIGN_OR_RETURN(TensorView view, parse_tensor_entry(name, entry, data, data_size));
     auto [it, inserted] = tensors_.emplace(name, std::move(view));
-    ranges.emplace_back(it->second.data - data, &it->second);
+    in_header_order.push_back(&it->second);
   }
-  std::sort(ranges.begin(), ranges.end());
-  for (std::size_t i = 1; i < ranges.size(); ++i) {
-    const TensorView& previous = *ranges[i - 1].second;
-    if (ranges[i - 1].first + previous.byte_size > ranges[i].first) {
-      return data_loss("tensors '{}' and '{}' overlap", previous.name, ranges[i].second->name);
-    }
-  }
-  return ok_status();
+  return check_layout(in_header_order, data, data_size);
 }
 
 SafetensorsFile::~SafetensorsFile() {
@@ -149,7 +211,7 @@ const TensorView* SafetensorsFile::find(const std::string& name) const {
 
 Status write_safetensors(const std::filesystem::path& path,
                          const std::vector<NamedTensorF32>& tensors) {
-  json header = json::object();
+  json header = json::object();  // in data order, as check_layout expects
   uint64_t offset = 0;
   for (const auto& tensor : tensors) {
     uint64_t elements = 1;

@@ -29,8 +29,10 @@ struct TensorView {
 
 class SafetensorsFile {
  public:
-  // Maps and validates `path`: JSON well-formed, dtypes known, offsets inside the data and
-  // non-overlapping, byte size = product of shape x dtype size.
+  // Maps and validates `path`: JSON well-formed, dtypes known, byte size = product of shape x
+  // dtype size, and the tensors' bytes tiling the data exactly (no overlap, gap or tail) in the
+  // header's order or in the safetensors library's (dtype, then name), which swapped offsets
+  // break.
   static StatusOr<std::unique_ptr<SafetensorsFile>> open(const std::filesystem::path& path);
   ~SafetensorsFile();
   SafetensorsFile(const SafetensorsFile&) = delete;

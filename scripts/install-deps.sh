@@ -18,6 +18,7 @@ packages=(
   python3-grpcio python3-protobuf curl
   slurmctld slurmd slurm-client munge iproute2 procps util-linux
   grpc-proto prometheus debootstrap debian-archive-keyring systemd
+  clang libclang-rt-14-dev libomp-dev llvm  # scripts/fuzz.sh: libFuzzer, its OpenMP, symbolizer
 )
 
 missing=()

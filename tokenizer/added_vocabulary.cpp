@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tokenizer/spec_limits.h"
 #include "tokenizer/utf8.h"
 #include "tokenizer/whitespace.h"
 
@@ -27,10 +28,17 @@ StatusOr<AddedVocabulary> AddedVocabulary::from_json(const json& added_tokens) {
   AddedVocabulary vocab;
   if (added_tokens.is_null()) return vocab;
   if (!added_tokens.is_array()) return invalid_argument("added_tokens must be an array");
+  std::size_t total_bytes = 0;
   for (const json& entry : added_tokens) {
     AddedToken token;
-    token.id = entry.at("id").get<int32_t>();
+    SW_ASSIGN_OR_RETURN(token.id, token_id_from_json(entry.at("id"), "added token"));
     token.content = entry.at("content").get<std::string>();
+    total_bytes += token.content.size();
+    if (token.content.size() > kMaxAddedTokenBytes || total_bytes > kMaxAddedTokensBytes) {
+      return invalid_argument("added token {} is too long ({} bytes; at most {}, {} in all)",
+                              token.id, token.content.size(), kMaxAddedTokenBytes,
+                              kMaxAddedTokensBytes);
+    }
     token.single_word = entry.value("single_word", false);
     token.lstrip = entry.value("lstrip", false);
     token.rstrip = entry.value("rstrip", false);

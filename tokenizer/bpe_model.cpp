@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <queue>
 
+#include "tokenizer/spec_limits.h"
 #include "tokenizer/utf8.h"
 
 namespace shardwise::tokenizer {
@@ -57,10 +58,15 @@ Status BpeModel::load_vocab(const json& vocab) {
   vocab_.reserve(vocab.size());
   int32_t max_id = -1;
   for (const auto& [token, id_json] : vocab.items()) {
-    const auto id = id_json.get<int64_t>();
-    if (id < 0 || id > INT32_MAX) return invalid_argument("BPE vocab id {} out of range", id);
-    vocab_.emplace(token, static_cast<int32_t>(id));
-    max_id = std::max(max_id, static_cast<int32_t>(id));
+    SW_ASSIGN_OR_RETURN(const int32_t id, token_id_from_json(id_json, "BPE vocab"));
+    vocab_.emplace(token, id);
+    max_id = std::max(max_id, id);
+  }
+  // The id table below is sized by the largest id: a sparse vocabulary would cost more than
+  // its file (real ones are dense, 0 to n - 1).
+  if (static_cast<std::size_t>(max_id) >= 2 * vocab.size() + 1024) {
+    return invalid_argument("BPE vocab ids are sparse: the largest is {} for {} tokens", max_id,
+                            vocab.size());
   }
   id_to_token_.assign(static_cast<std::size_t>(max_id + 1), std::string());
   has_token_.assign(id_to_token_.size(), false);

@@ -1,6 +1,7 @@
 #include "tokenizer/chat_template.h"
 
 #include "tokenizer/jinja_evaluator.h"
+#include "tokenizer/jinja_value.h"
 
 namespace shardwise::tokenizer {
 
@@ -25,17 +26,21 @@ StatusOr<std::string> ChatTemplate::render(const nlohmann::json& messages,
   }
   // The variables transformers' apply_chat_template passes, in the same order of precedence.
   auto globals = jinja::make_object();
-  globals->set("messages", jinja::Value::from_json(messages));
-  globals->set("tools", jinja::Value(nullptr));
-  globals->set("documents", jinja::Value(nullptr));
-  globals->set("add_generation_prompt", jinja::Value(add_generation_prompt));
-  for (const auto& [key, value] : special_tokens.items()) {
-    if (!value.is_null()) globals->set(key, jinja::Value::from_json(value));
-  }
-  if (extra_variables.is_object()) {
-    for (const auto& [key, value] : extra_variables.items()) {
-      globals->set(key, jinja::Value::from_json(value));
+  try {
+    globals->set("messages", jinja::Value::from_json(messages));
+    globals->set("tools", jinja::Value(nullptr));
+    globals->set("documents", jinja::Value(nullptr));
+    globals->set("add_generation_prompt", jinja::Value(add_generation_prompt));
+    for (const auto& [key, value] : special_tokens.items()) {
+      if (!value.is_null()) globals->set(key, jinja::Value::from_json(value));
     }
+    if (extra_variables.is_object()) {
+      for (const auto& [key, value] : extra_variables.items()) {
+        globals->set(key, jinja::Value::from_json(value));
+      }
+    }
+  } catch (const jinja::Error& e) {
+    return Status(e.code(), e.what()).with_context("chat template variables");
   }
   auto rendered = compiled_->render(globals);
   if (!rendered.ok()) return rendered.status().with_context("chat template");

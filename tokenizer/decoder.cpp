@@ -233,9 +233,12 @@ StatusOr<std::unique_ptr<Decoder>> make_decoder(const json& spec) {
   }
   if (type == "Fuse") return std::unique_ptr<Decoder>(std::make_unique<FuseDecoder>());
   if (type == "Strip") {
-    return std::unique_ptr<Decoder>(std::make_unique<StripDecoder>(
-        spec.at("content").get<std::string>(), spec.value("start", std::size_t{0}),
-        spec.value("stop", std::size_t{0})));
+    // Each step strips one copy of content: an empty one would strip nothing, start times over.
+    std::string content = spec.at("content").get<std::string>();
+    if (content.empty()) return invalid_argument("Strip decoder: empty content");
+    return std::unique_ptr<Decoder>(
+        std::make_unique<StripDecoder>(std::move(content), spec.value("start", std::size_t{0}),
+                                       spec.value("stop", std::size_t{0})));
   }
   if (type == "Metaspace") return make_metaspace(spec);
   return unimplemented("decoder type '{}' is not supported", type);

@@ -36,6 +36,7 @@ struct Expr {
   std::vector<std::pair<std::string, ExprPtr>> kwargs;
   bool negated = false;  // "is not"
   int line = 0;
+  int height = 1;  // of this subtree: 1 for a leaf (the parser bounds it by kMaxSyntaxDepth)
 };
 
 struct Node;

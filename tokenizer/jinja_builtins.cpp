@@ -4,7 +4,9 @@
 #include <cctype>
 #include <cmath>
 #include <ctime>
+#include <functional>
 
+#include "tokenizer/jinja_limits.h"
 #include "tokenizer/utf8.h"
 #include "tokenizer/whitespace.h"
 
@@ -16,16 +18,28 @@ const std::string& require_string(const Value& v, std::string_view what) {
   return v.as_string();
 }
 
-// Code points of valid UTF-8 text (template strings come from JSON and literals).
-std::vector<std::string> characters(const std::string& s) {
-  std::vector<std::string> out;
+// Byte offsets where the code points of `s` begin, then s.size() (template strings come from
+// JSON and literals; a stray byte counts as one character).
+std::vector<uint32_t> character_offsets(const std::string& s) {
+  std::vector<uint32_t> offsets;
   for (std::size_t pos = 0; pos < s.size();) {
-    std::size_t length = utf8_sequence_length(s, pos);
-    if (length == 0) length = 1;
-    out.push_back(s.substr(pos, length));
-    pos += length;
+    offsets.push_back(static_cast<uint32_t>(pos));
+    pos += std::max<std::size_t>(1, utf8_sequence_length(s, pos));
   }
-  return out;
+  offsets.push_back(static_cast<uint32_t>(s.size()));
+  return offsets;
+}
+
+// Where `needle` first occurs in `haystack` at or after `from`. Boyer-Moore for long needles
+// keeps a search linear, where the naive one is quadratic (a template may search one large
+// string for another).
+std::size_t find_text(std::string_view haystack, std::string_view needle, std::size_t from = 0) {
+  if (needle.size() <= 64 || from >= haystack.size()) return haystack.find(needle, from);
+  const auto found =
+      std::search(haystack.begin() + static_cast<std::ptrdiff_t>(from), haystack.end(),
+                  std::boyer_moore_searcher(needle.begin(), needle.end()));
+  return found == haystack.end() ? std::string_view::npos
+                                 : static_cast<std::size_t>(found - haystack.begin());
 }
 
 // Python's str.strip/lstrip/rstrip: whitespace, or any of the characters in `chars`.
@@ -36,18 +50,24 @@ std::string strip(const std::string& s, const Value& chars, bool left, bool righ
     if (right) view = strip_trailing_whitespace(view);
     return std::string(view);
   }
-  const std::vector<std::string> set = characters(require_string(chars, "strip"));
-  const auto in_set = [&](const std::string& c) {
-    return std::find(set.begin(), set.end(), c) != set.end();
+  const std::string& set = require_string(chars, "strip");
+  const std::vector<uint32_t> set_offsets = character_offsets(set);
+  const auto in_set = [&](std::string_view c) {
+    for (std::size_t i = 0; i + 1 < set_offsets.size(); ++i) {
+      if (std::string_view(set).substr(set_offsets[i], set_offsets[i + 1] - set_offsets[i]) == c)
+        return true;
+    }
+    return false;
   };
-  std::vector<std::string> text = characters(s);
+  const std::vector<uint32_t> text = character_offsets(s);
+  const auto character = [&](std::size_t i) {
+    return std::string_view(s).substr(text[i], text[i + 1] - text[i]);
+  };
   std::size_t begin = 0;
-  std::size_t end = text.size();
-  while (left && begin < end && in_set(text[begin])) ++begin;
-  while (right && end > begin && in_set(text[end - 1])) --end;
-  std::string out;
-  for (std::size_t i = begin; i < end; ++i) out += text[i];
-  return out;
+  std::size_t end = text.size() - 1;
+  while (left && begin < end && in_set(character(begin))) ++begin;
+  while (right && end > begin && in_set(character(end - 1))) --end;
+  return s.substr(text[begin], text[end] - text[begin]);
 }
 
 Value split(const std::string& s, const Value& separator, const Value& max_split) {
@@ -65,6 +85,7 @@ Value split(const std::string& s, const Value& separator, const Value& max_split
       }
       std::size_t end = pos;
       while (end < s.size() && !std::isspace(static_cast<unsigned char>(s[end]))) ++end;
+      check_list_size(parts.size() + 1);
       parts.push_back(Value(s.substr(pos, end - pos)));
       pos = end;
     }
@@ -73,8 +94,10 @@ Value split(const std::string& s, const Value& separator, const Value& max_split
   const std::string& sep = require_string(separator, "split");
   if (sep.empty()) fail("split: empty separator");
   std::size_t begin = 0;
-  for (std::size_t pos = s.find(sep); pos != std::string::npos; pos = s.find(sep, begin)) {
+  for (std::size_t pos = find_text(s, sep); pos != std::string::npos;
+       pos = find_text(s, sep, begin)) {
     if (limit >= 0 && static_cast<int64_t>(parts.size()) == limit) break;
+    check_list_size(parts.size() + 1);
     parts.push_back(Value(s.substr(begin, pos - begin)));
     begin = pos + sep.size();
   }
@@ -88,8 +111,10 @@ std::string replace_all(const std::string& s, const std::string& from, const std
   std::string out;
   std::size_t begin = 0;
   int64_t done = 0;
-  for (std::size_t pos = s.find(from); pos != std::string::npos && (count < 0 || done < count);
-       pos = s.find(from, begin), ++done) {
+  for (std::size_t pos = find_text(s, from);
+       pos != std::string::npos && (count < 0 || done < count);
+       pos = find_text(s, from, begin), ++done) {
+    check_string_size(out.size() + (pos - begin) + to.size());
     out.append(s, begin, pos - begin);
     out += to;
     begin = pos + from.size();
@@ -152,21 +177,26 @@ std::optional<Value> string_method(const std::string& s, const std::string& name
                              count.is_int() ? count.as_int() : -1));
   }
   if (name == "find") {
-    const std::size_t pos = s.find(require_string(args.get(0, "sub"), "find"));
+    const std::size_t pos = find_text(s, require_string(args.get(0, "sub"), "find"));
     return Value(pos == std::string::npos ? int64_t{-1} : static_cast<int64_t>(pos));
   }
   if (name == "count") {
     const std::string& sub = require_string(args.get(0, "sub"), "count");
     int64_t n = 0;
-    for (std::size_t pos = s.find(sub); !sub.empty() && pos != std::string::npos;
-         pos = s.find(sub, pos + sub.size()))
+    for (std::size_t pos = find_text(s, sub); !sub.empty() && pos != std::string::npos;
+         pos = find_text(s, sub, pos + sub.size()))
       ++n;
     return Value(n);
   }
   if (name == "join") {
     std::string out;
     const Array items = iterate(args.get(0, "iterable"));
-    for (std::size_t i = 0; i < items.size(); ++i) out += (i > 0 ? s : "") + items[i].str();
+    for (std::size_t i = 0; i < items.size(); ++i) {
+      const std::string item = items[i].str();
+      check_string_size(out.size() + s.size() + item.size());
+      if (i > 0) out += s;
+      out += item;
+    }
     return Value(out);
   }
   if (name == "isdigit") {
@@ -202,8 +232,25 @@ std::optional<Value> dict_method(const Value& dict, const std::string& name, Arg
 }
 
 int64_t python_mod(int64_t a, int64_t b) {
+  if (b == -1) return 0;  // a % -1 overflows for INT64_MIN
   const int64_t r = a % b;
   return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r;
+}
+
+// Python's integers do not overflow; ours are 64-bit, and overflowing is an error.
+Value checked(bool overflowed, int64_t result, const std::string& op) {
+  if (overflowed) fail("integer overflow in '{}'", op);
+  return Value(result);
+}
+
+Value integer_power(int64_t base, int64_t exponent) {
+  if (base == 0 || base == 1) return Value(exponent == 0 ? int64_t{1} : base);
+  if (base == -1) return Value(exponent % 2 == 0 ? int64_t{1} : int64_t{-1});
+  int64_t result = 1;
+  for (int64_t i = 0; i < exponent; ++i) {  // |base| >= 2 overflows within 63 rounds
+    if (__builtin_mul_overflow(result, base, &result)) fail("integer overflow in '**'");
+  }
+  return Value(result);
 }
 
 Value arithmetic(const std::string& op, const Value& l, const Value& r) {
@@ -211,21 +258,33 @@ Value arithmetic(const std::string& op, const Value& l, const Value& r) {
     fail("operator '{}' is not defined for {} and {}", op, l.type_name(), r.type_name());
   }
   const bool ints = l.is_int() && r.is_int();
-  if (op == "+")
-    return ints ? Value(l.as_int() + r.as_int()) : Value(l.as_number() + r.as_number());
-  if (op == "-")
-    return ints ? Value(l.as_int() - r.as_int()) : Value(l.as_number() - r.as_number());
-  if (op == "*")
-    return ints ? Value(l.as_int() * r.as_int()) : Value(l.as_number() * r.as_number());
+  int64_t result = 0;
+  if (op == "+") {
+    if (!ints) return Value(l.as_number() + r.as_number());
+    const bool overflowed = __builtin_add_overflow(l.as_int(), r.as_int(), &result);
+    return checked(overflowed, result, op);
+  }
+  if (op == "-") {
+    if (!ints) return Value(l.as_number() - r.as_number());
+    const bool overflowed = __builtin_sub_overflow(l.as_int(), r.as_int(), &result);
+    return checked(overflowed, result, op);
+  }
+  if (op == "*") {
+    if (!ints) return Value(l.as_number() * r.as_number());
+    const bool overflowed = __builtin_mul_overflow(l.as_int(), r.as_int(), &result);
+    return checked(overflowed, result, op);
+  }
   if (op == "**") {
-    if (ints && r.as_int() >= 0)
-      return Value(static_cast<int64_t>(std::llround(std::pow(l.as_number(), r.as_number()))));
+    if (ints && r.as_int() >= 0) return integer_power(l.as_int(), r.as_int());
     return Value(std::pow(l.as_number(), r.as_number()));
   }
   if (r.as_number() == 0) fail("division by zero");
   if (op == "/") return Value(l.as_number() / r.as_number());
   if (op == "//") {
-    if (ints) return Value((l.as_int() - python_mod(l.as_int(), r.as_int())) / r.as_int());
+    if (ints) {
+      if (l.as_int() == INT64_MIN && r.as_int() == -1) fail("integer overflow in '//'");
+      return Value((l.as_int() - python_mod(l.as_int(), r.as_int())) / r.as_int());
+    }
     return Value(std::floor(l.as_number() / r.as_number()));
   }
   if (ints) return Value(python_mod(l.as_int(), r.as_int()));
@@ -243,8 +302,14 @@ Array iterate(const Value& value) {
     return keys;
   }
   if (value.is_string()) {
+    const std::string& s = value.as_string();
+    const std::vector<uint32_t> offsets = character_offsets(s);
+    check_list_size(offsets.size() - 1);
     Array chars;
-    for (std::string& c : characters(value.as_string())) chars.push_back(Value(std::move(c)));
+    chars.reserve(offsets.size() - 1);
+    for (std::size_t i = 0; i + 1 < offsets.size(); ++i) {
+      chars.push_back(Value(s.substr(offsets[i], offsets[i + 1] - offsets[i])));
+    }
     return chars;
   }
   if (value.is_undefined() || value.is_none()) {
@@ -272,7 +337,7 @@ bool less_than(const Value& a, const Value& b) {
 
 bool contains(const Value& container, const Value& item) {
   if (container.is_string())
-    return container.as_string().find(require_string(item, "'in' on a string")) !=
+    return find_text(container.as_string(), require_string(item, "'in' on a string")) !=
            std::string::npos;
   if (container.is_array()) {
     const Array& array = container.as_array();
@@ -293,18 +358,33 @@ Value binary_operator(const std::string& op, const Value& l, const Value& r) {
   if (op == ">=") return Value(!less_than(l, r));
   if (op == "in") return Value(contains(r, l));
   if (op == "not in") return Value(!contains(r, l));
-  if (op == "~") return Value(l.str() + r.str());
+  if (op == "~") {
+    std::string left = l.str();
+    const std::string right = r.str();
+    check_string_size(left.size() + right.size());
+    return Value(std::move(left) + right);
+  }
   if (op == "+") {
-    if (l.is_string() && r.is_string()) return Value(l.as_string() + r.as_string());
+    if (l.is_string() && r.is_string()) {
+      check_string_size(l.as_string().size() + r.as_string().size());
+      return Value(l.as_string() + r.as_string());
+    }
     if (l.is_array() && r.is_array()) {
+      check_list_size(l.as_array().size() + r.as_array().size());
       Array joined = l.as_array();
       joined.insert(joined.end(), r.as_array().begin(), r.as_array().end());
       return Value(std::move(joined));
     }
   }
   if (op == "*" && l.is_string() && r.is_int()) {
+    const std::string& unit = l.as_string();
+    const int64_t times = std::max<int64_t>(r.as_int(), 0);
+    if (!unit.empty() && static_cast<uint64_t>(times) > kMaxStringBytes / unit.size()) {
+      check_string_size(kMaxStringBytes + 1);
+    }
     std::string out;
-    for (int64_t i = 0; i < r.as_int(); ++i) out += l.as_string();
+    out.reserve(unit.size() * static_cast<std::size_t>(unit.empty() ? 0 : times));
+    for (int64_t i = 0; i < times && !unit.empty(); ++i) out += unit;
     return Value(out);
   }
   if (op == "%" && l.is_string())
@@ -327,40 +407,53 @@ Value subscript(const Value& value, const Value& index) {
       }
       fail("{} indices must be integers", value.type_name());
     }
-    const Array items = value.is_array() ? Array() : iterate(value);
-    const Array& source = value.is_array() ? value.as_array() : items;
+    const std::vector<uint32_t> offsets =
+        value.is_string() ? character_offsets(value.as_string()) : std::vector<uint32_t>();
+    const std::size_t size = value.is_array() ? value.as_array().size() : offsets.size() - 1;
     int64_t i = index.as_int();
-    if (i < 0) i += static_cast<int64_t>(source.size());
-    if (i < 0 || i >= static_cast<int64_t>(source.size()))
-      fail("{} index out of range", value.type_name());
-    return source[static_cast<std::size_t>(i)];
+    if (i < 0) i += static_cast<int64_t>(size);
+    if (i < 0 || i >= static_cast<int64_t>(size)) fail("{} index out of range", value.type_name());
+    const auto at = static_cast<std::size_t>(i);
+    if (value.is_array()) return value.as_array()[at];
+    return Value(value.as_string().substr(offsets[at], offsets[at + 1] - offsets[at]));
   }
   if (value.is_undefined()) return Value();
   fail("'{}' object is not subscriptable", value.type_name());
 }
 
 Value slice(const Value& value, const Value& start_v, const Value& stop_v, const Value& step_v) {
-  const Array items = iterate(value);
-  const auto n = static_cast<int64_t>(items.size());
+  const bool text = value.is_string();
+  const std::vector<uint32_t> offsets =
+      text ? character_offsets(value.as_string()) : std::vector<uint32_t>();
+  const Array items = text ? Array() : iterate(value);
+  const auto n = static_cast<int64_t>(text ? offsets.size() - 1 : items.size());
   const int64_t step = step_v.is_int() ? step_v.as_int() : 1;
   if (step == 0) fail("slice step cannot be zero");
   // Python's slice.indices().
   const auto clamp = [&](const Value& v, int64_t fallback) {
     if (!v.is_int()) return fallback;
     int64_t i = v.as_int();
-    if (i < 0) i += n;
+    if (i < 0) i = i < -n ? -1 : i + n;
     if (step > 0) return std::clamp<int64_t>(i, 0, n);
     return std::clamp<int64_t>(i, -1, n - 1);
   };
   const int64_t start = clamp(start_v, step > 0 ? 0 : n - 1);
   const int64_t stop = clamp(stop_v, step > 0 ? n : -1);
   Array out;
-  for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step)
-    out.push_back(items[static_cast<std::size_t>(i)]);
-  if (!value.is_string()) return Value(std::move(out));
-  std::string text;
-  for (const Value& c : out) text += c.as_string();
-  return Value(text);
+  std::string out_text;
+  // i moves by at most |step| from inside [-1, n]: no overflow for any int64 step.
+  for (int64_t i = start; step > 0 ? i < stop : i > stop;) {
+    const auto at = static_cast<std::size_t>(i);
+    if (text) {
+      out_text.append(value.as_string(), offsets[at], offsets[at + 1] - offsets[at]);
+    } else {
+      out.push_back(items[at]);
+    }
+    if (step > 0 ? (stop - i) - step <= 0 : (i - stop) + step <= 0) break;
+    i += step;
+  }
+  if (text) return Value(std::move(out_text));
+  return Value(std::move(out));
 }
 
 std::optional<Value> bound_method(const Value& value, const std::string& name) {

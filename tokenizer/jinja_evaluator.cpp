@@ -3,6 +3,7 @@
 #include <unordered_map>
 
 #include "tokenizer/jinja_builtins.h"
+#include "tokenizer/jinja_limits.h"
 #include "tokenizer/jinja_parser.h"
 
 namespace shardwise::tokenizer::jinja {
@@ -21,6 +22,8 @@ class Renderer {
   }
 
   Flow exec(const Body& body, std::string& out) {
+    const DepthGuard frame(depth_, kMaxRenderDepth, "rendering recursed",
+                           body.empty() ? 0 : body.front()->line);
     for (const NodePtr& node : body) {
       const Flow flow = exec_node(*node, out);
       if (flow != Flow::kNormal) return flow;
@@ -30,6 +33,40 @@ class Renderer {
 
  private:
   using Scope = std::unordered_map<std::string, Value>;
+
+  void charge(int64_t steps) {
+    steps_ += steps;
+    if (steps_ > kMaxRenderSteps)
+      fail("the template ran past its budget of {} steps", kMaxRenderSteps);
+  }
+
+  // The work a value stands for: its elements, or its bytes.
+  static int64_t size_in_steps(const Value& value) {
+    if (value.is_string()) return static_cast<int64_t>(value.as_string().size() / kBytesPerStep);
+    if (value.is_array()) return static_cast<int64_t>(value.as_array().size());
+    if (value.is_object()) return static_cast<int64_t>(value.as_object().items.size());
+    return 0;
+  }
+
+  void append(std::string& out, std::string_view text) {
+    check_string_size(out.size() + text.size());
+    charge(static_cast<int64_t>(text.size() / kBytesPerStep));
+    out += text;
+  }
+
+  // A value that `set` stores must not nest too deep to print or destroy, and a namespace may
+  // not hold a namespace: namespaces are the only mutable values, so this keeps every value a
+  // tree (no cycle can form) whose depth was checked when it was stored.
+  void check_storable(const Value& value, bool into_namespace, int line) {
+    const ValueShape shape = shape_of(value, kMaxValueDepth);
+    charge(shape.visited);
+    if (shape.depth > kMaxValueDepth) {
+      fail("line {}: a value nested more than {} deep", line, kMaxValueDepth);
+    }
+    if (into_namespace && shape.holds_namespace) {
+      fail("line {}: a namespace attribute cannot hold a namespace", line);
+    }
+  }
 
   Value lookup(const std::string& name) const {
     for (auto it = scopes_.rbegin(); it != scopes_.rend(); ++it) {
@@ -41,12 +78,13 @@ class Renderer {
   }
 
   Flow exec_node(const Node& node, std::string& out) {
+    charge(1);
     switch (node.kind) {
       case Node::Kind::kText:
-        out += node.text;
+        append(out, node.text);
         return Flow::kNormal;
       case Node::Kind::kOutput:
-        out += eval(*node.expr).str();
+        append(out, eval(*node.expr).str());
         return Flow::kNormal;
       case Node::Kind::kIf:
         for (const auto& [condition, body] : node.branches) {
@@ -80,6 +118,7 @@ class Renderer {
 
   void exec_set(const Node& node) {
     Value value = eval(*node.expr);
+    check_storable(value, !node.attribute.empty(), node.line);
     if (!node.attribute.empty()) {
       const Value target = lookup(node.targets[0]);
       if (!target.is_object() || !target.as_object().is_namespace) {
@@ -114,29 +153,40 @@ class Renderer {
   }
 
   void exec_for(const Node& node, std::string& out) {
-    const Array all = iterate(eval(*node.expr));
+    const Value iterable = eval(*node.expr);
+    // A list is walked in place (lists are never changed once built); dicts and strings are
+    // listed first.
+    const Array listed = iterable.is_array() ? Array() : iterate(iterable);
+    const Array& all = iterable.is_array() ? iterable.as_array() : listed;
     scopes_.emplace_back();
-    Array items;
+    std::vector<const Value*> items;
+    items.reserve(all.size());
     for (const Value& item : all) {
       if (node.condition) {
+        charge(1);
         bind_targets(node, item);
         if (!eval(*node.condition).truthy()) continue;
       }
-      items.push_back(item);
+      items.push_back(&item);
     }
     const std::size_t n = items.size();
+    // One loop object for the whole loop, as Jinja's: a template that keeps it sees it move on.
+    auto loop = make_object();
+    loop->items = {{"index", Value()},     {"index0", Value()},   {"revindex", Value()},
+                   {"revindex0", Value()}, {"first", Value()},    {"last", Value()},
+                   {"length", Value(n)},   {"previtem", Value()}, {"nextitem", Value()}};
     for (std::size_t i = 0; i < n; ++i) {
-      bind_targets(node, items[i]);
-      auto loop = make_object();
-      loop->items = {{"index", Value(i + 1)},
-                     {"index0", Value(i)},
-                     {"revindex", Value(n - i)},
-                     {"revindex0", Value(n - i - 1)},
-                     {"first", Value(i == 0)},
-                     {"last", Value(i + 1 == n)},
-                     {"length", Value(n)},
-                     {"previtem", i > 0 ? items[i - 1] : Value()},
-                     {"nextitem", i + 1 < n ? items[i + 1] : Value()}};
+      charge(1);
+      bind_targets(node, *items[i]);
+      auto& fields = loop->items;
+      fields[0].second = Value(i + 1);
+      fields[1].second = Value(i);
+      fields[2].second = Value(n - i);
+      fields[3].second = Value(n - i - 1);
+      fields[4].second = Value(i == 0);
+      fields[5].second = Value(i + 1 == n);
+      fields[7].second = i > 0 ? *items[i - 1] : Value();
+      fields[8].second = i + 1 < n ? *items[i + 1] : Value();
       scopes_.back()["loop"] = Value(loop);
       if (exec(node.body, out) == Flow::kBreak) break;
     }
@@ -147,7 +197,8 @@ class Renderer {
   Value make_macro(const Node& node) {
     const Node* macro = &node;
     return Value(Function([this, macro](Arguments& args) -> Value {
-      if (++depth_ > kMaxCallDepth) fail("macro '{}': calls nested too deeply", macro->targets[0]);
+      if (calls_ >= kMaxCallDepth) fail("macro '{}': calls nested too deeply", macro->targets[0]);
+      ++calls_;
       scopes_.emplace_back();
       for (std::size_t i = 0; i < macro->params.size(); ++i) {
         const auto& [name, default_value] = macro->params[i];
@@ -158,7 +209,7 @@ class Renderer {
       std::string out;
       exec(macro->body, out);
       scopes_.pop_back();
-      --depth_;
+      --calls_;
       return Value(std::move(out));
     }));
   }
@@ -203,10 +254,25 @@ class Renderer {
       Value left = eval(*expr.args[0]);
       return left.truthy() ? left : eval(*expr.args[1]);
     }
-    return binary_operator(op, eval(*expr.args[0]), eval(*expr.args[1]));
+    const Value left = eval(*expr.args[0]);
+    const Value right = eval(*expr.args[1]);
+    // A substring search (linear: jinja_builtins.cpp) or a scan of the list.
+    if (op == "in" || op == "not in") charge(size_in_steps(left) + size_in_steps(right));
+    return binary_operator(op, left, right);
   }
 
   Value eval(const Expr& expr) {
+    const DepthGuard frame(depth_, kMaxRenderDepth, "rendering recursed", expr.line);
+    charge(1);
+    Value value = eval_kind(expr);
+    // Strings are copied wherever they go; lists and dicts are shared unless newly built.
+    const bool built = expr.kind != Expr::Kind::kName && expr.kind != Expr::Kind::kAttr &&
+                       expr.kind != Expr::Kind::kIndex && expr.kind != Expr::Kind::kLiteral;
+    if (value.is_string() || built) charge(size_in_steps(value));
+    return value;
+  }
+
+  Value eval_kind(const Expr& expr) {
     switch (expr.kind) {
       case Expr::Kind::kLiteral:
         return expr.value;
@@ -241,6 +307,9 @@ class Renderer {
       case Expr::Kind::kFilter: {
         const Value input = eval(*expr.args[0]);
         Arguments args = eval_arguments(expr, 1);
+        // Filters walk their input about once; unique compares each item with those kept.
+        const int64_t size = size_in_steps(input);
+        charge(expr.name == "unique" ? size * size : size);
         return apply_filter(expr.name, input, args);
       }
       case Expr::Kind::kTest: {
@@ -266,7 +335,9 @@ class Renderer {
   }
 
   std::vector<Scope> scopes_;
-  int depth_ = 0;
+  int calls_ = 0;  // macro calls in progress
+  int depth_ = 0;  // Frames alive
+  int64_t steps_ = 0;
 };
 
 }  // namespace

@@ -4,11 +4,23 @@
 #include <ctime>
 
 #include "tokenizer/jinja_builtins.h"
+#include "tokenizer/jinja_limits.h"
 #include "tokenizer/utf8.h"
 #include "tokenizer/whitespace.h"
 
 namespace shardwise::tokenizer::jinja {
 namespace {
+
+// The widest indent of `indent` and `tojson` (wider ones only multiply the output).
+constexpr int64_t kMaxIndent = 1024;
+
+// A float as an int, as Python's int() truncates it; NaN and values past int64 fail.
+int64_t truncated(double d) {
+  if (!(d > -9.2233720368547758e18 && d < 9.2233720368547758e18)) {
+    fail("cannot convert {} to an integer", d);
+  }
+  return static_cast<int64_t>(d);
+}
 
 Value attribute_of(const Value& item, const Value& attribute) {
   if (!attribute.is_string()) return subscript(item, attribute);
@@ -71,6 +83,8 @@ Value map_items(const Value& input, Arguments& args) {
   if (args.positional.empty() || !args.positional[0].is_string())
     fail("map needs a filter name or attribute=");
   const std::string name = args.positional[0].as_string();
+  // map('map', 'map', ...) would recurse once per argument.
+  if (name == "map") fail_unsupported("map: mapping with the map filter is not supported");
   Arguments rest;
   rest.positional.assign(args.positional.begin() + 1, args.positional.end());
   rest.keyword = args.keyword;
@@ -95,9 +109,13 @@ Value join_items(const Value& input, Arguments& args) {
   const Value attribute = args.get(1, "attribute");
   std::string out;
   bool first = true;
+  const std::string glue = separator.is_undefined() ? "" : separator.str();
   for (const Value& item : iterate(input)) {
-    if (!first) out += separator.is_undefined() ? "" : separator.str();
-    out += (attribute.is_undefined() ? item : attribute_of(item, attribute)).str();
+    const std::string text =
+        (attribute.is_undefined() ? item : attribute_of(item, attribute)).str();
+    check_string_size(out.size() + glue.size() + text.size());
+    if (!first) out += glue;
+    out += text;
     first = false;
   }
   return Value(out);
@@ -105,9 +123,11 @@ Value join_items(const Value& input, Arguments& args) {
 
 Value indent_text(const Value& input, Arguments& args) {
   const Value width_v = args.get(0, "width");
-  const std::string pad = width_v.is_string()
-                              ? width_v.as_string()
-                              : std::string(width_v.is_int() ? width_v.as_int() : 4, ' ');
+  const int64_t width = width_v.is_int() ? width_v.as_int() : 4;
+  if (width < 0 || width > kMaxIndent)
+    fail("indent: width {} is not in [0, {}]", width, kMaxIndent);
+  const std::string pad =
+      width_v.is_string() ? width_v.as_string() : std::string(static_cast<std::size_t>(width), ' ');
   const bool first = args.get(1, "first").truthy();
   const bool blank = args.get(2, "blank").truthy();
   const std::string text = input.str();
@@ -118,6 +138,7 @@ Value indent_text(const Value& input, Arguments& args) {
     const std::size_t end = text.find('\n', begin);
     const std::string line =
         text.substr(begin, end == std::string::npos ? std::string::npos : end - begin);
+    check_string_size(out.size() + pad.size() + line.size() + 1);
     if ((!first_line || first) && (blank || !line.empty())) out += pad;
     out += line;
     if (end == std::string::npos) break;
@@ -132,6 +153,9 @@ Value tojson(const Value& input, Arguments& args) {
   const Value indent = args.get(0, "indent");
   if (!args.keyword_only("separators").is_undefined() || args.keyword_only("sort_keys").truthy()) {
     fail_unsupported("tojson: separators= and sort_keys= are not supported");
+  }
+  if (indent.is_int() && (indent.as_int() < -1 || indent.as_int() > kMaxIndent)) {
+    fail("tojson: indent {} is not in [-1, {}]", indent.as_int(), kMaxIndent);
   }
   return Value(input.to_json(indent.is_int() ? static_cast<int>(indent.as_int()) : -1));
 }
@@ -202,7 +226,8 @@ Value apply_filter(const std::string& name, const Value& input, Arguments& args)
   }
   if (name == "indent") return indent_text(input, args);
   if (name == "int") {
-    if (input.is_number()) return Value(static_cast<int64_t>(input.as_number()));
+    if (input.is_int()) return input;
+    if (input.is_float()) return Value(truncated(input.as_number()));
     if (input.is_string()) {
       try {
         return Value(static_cast<int64_t>(std::stoll(input.as_string())));
@@ -216,8 +241,10 @@ Value apply_filter(const std::string& name, const Value& input, Arguments& args)
     if (input.is_number()) return Value(input.as_number());
     return Value(0.0);
   }
-  if (name == "abs")
+  if (name == "abs") {
+    if (input.is_int() && input.as_int() == INT64_MIN) fail("integer overflow in abs");
     return input.is_int() ? Value(std::abs(input.as_int())) : Value(std::fabs(input.as_number()));
+  }
   if (name == "sum") {
     Value total(int64_t{0});
     for (const Value& item : iterate(input)) total = binary_operator("+", total, item);
@@ -262,7 +289,8 @@ bool apply_test(const std::string& name, const Value& v, Arguments& args) {
     return (v.as_int() % 2 != 0) == (name == "odd");
   }
   if (name == "divisibleby")
-    return v.is_int() && other.is_int() && other.as_int() != 0 && v.as_int() % other.as_int() == 0;
+    return v.is_int() && other.is_int() && other.as_int() != 0 &&
+           (other.as_int() == -1 || v.as_int() % other.as_int() == 0);
   if (name == "lower" || name == "upper") {
     if (!v.is_string()) return false;
     const std::string& s = v.as_string();
@@ -317,9 +345,10 @@ std::optional<Value> global_function(const std::string& name) {
       const int64_t step = n >= 3 ? args.positional[2].as_int() : 1;
       if (step == 0) fail("range() step must not be zero");
       Array out;
-      for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) {
+      for (int64_t i = start; step > 0 ? i < stop : i > stop;) {
+        check_list_size(out.size() + 1);
         out.push_back(Value(i));
-        if (out.size() > 1000000) fail("range() too large");
+        if (__builtin_add_overflow(i, step, &i)) break;  // past INT64_MAX: past any stop
       }
       return Value(std::move(out));
     }));

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 
 #include "tokenizer/jinja_value.h"
 #include "tokenizer/utf8.h"
@@ -198,9 +199,12 @@ std::string read_string(std::string_view inner, std::size_t& pos, int line) {
         value += '\0';
         break;
       case 'u': {
-        if (pos + 4 > inner.size()) fail("line {}: bad \\u escape", line);
-        append_utf8(value, static_cast<char32_t>(
-                               std::stoul(std::string(inner.substr(pos, 4)), nullptr, 16)));
+        unsigned code = 0;
+        const char* digits = inner.data() + pos;
+        const auto [end, error] = std::from_chars(
+            digits, digits + std::min<std::size_t>(4, inner.size() - pos), code, 16);
+        if (error != std::errc() || end != digits + 4) fail("line {}: bad \\u escape", line);
+        append_utf8(value, static_cast<char32_t>(code));
         pos += 4;
         break;
       }

@@ -1,18 +1,45 @@
 #include "tokenizer/jinja_parser.h"
 
+#include <charconv>
 #include <initializer_list>
 
 #include "tokenizer/jinja_lexer.h"
+#include "tokenizer/jinja_limits.h"
 
 namespace shardwise::tokenizer::jinja {
 namespace {
 
 using Kind = Token::Kind;
 
+// A literal the lexer matched as digits (with an optional fraction); out of range fails.
+template <typename T>
+T parse_number(const std::string& digits, int line) {
+  T value{};
+  const auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
+  if (error != std::errc() || end != digits.data() + digits.size()) {
+    fail("line {}: number {} out of range", line, digits);
+  }
+  return value;
+}
+
 ExprPtr make_expr(Expr::Kind kind, int line) {
   auto expr = std::make_unique<Expr>();
   expr->kind = kind;
   expr->line = line;
+  return expr;
+}
+
+// Sets the height of a node whose children are complete; too tall a tree is refused before the
+// evaluator or the tree's own destructor could recurse through it.
+ExprPtr sealed(ExprPtr expr) {
+  for (const ExprPtr& arg : expr->args) {
+    if (arg) expr->height = std::max(expr->height, arg->height + 1);
+  }
+  for (const auto& [name, value] : expr->kwargs)
+    expr->height = std::max(expr->height, value->height + 1);
+  if (expr->height > kMaxSyntaxDepth) {
+    fail("line {}: expression nested more than {} deep", expr->line, kMaxSyntaxDepth);
+  }
   return expr;
 }
 
@@ -66,6 +93,7 @@ class Parser {
 
   // Parses until a block tag whose keyword is in `stops` (left unconsumed, after its {%).
   Body parse_body(std::initializer_list<std::string_view> stops) {
+    const DepthGuard nesting(depth_, kMaxSyntaxDepth, "template nested", peek().line);
     Body body;
     while (peek().kind != Kind::kEnd) {
       const Token& token = peek();
@@ -217,6 +245,7 @@ class Parser {
   // Expressions, lowest precedence first (as in Jinja's parser) ---------------------------
 
   ExprPtr parse_expression() {
+    const DepthGuard nesting(depth_, kMaxSyntaxDepth, "template nested", peek().line);
     ExprPtr value = parse_or();
     if (!at_name("if")) return value;
     const int line = next().line;
@@ -224,7 +253,7 @@ class Parser {
     ternary->args.push_back(std::move(value));
     ternary->args.push_back(parse_or());
     ternary->args.push_back(accept_name("else") ? parse_expression() : nullptr);
-    return ternary;
+    return sealed(std::move(ternary));
   }
 
   ExprPtr binary(std::string op, ExprPtr left, ExprPtr right) {
@@ -232,7 +261,7 @@ class Parser {
     expr->name = std::move(op);
     expr->args.push_back(std::move(left));
     expr->args.push_back(std::move(right));
-    return expr;
+    return sealed(std::move(expr));
   }
 
   ExprPtr parse_or() {
@@ -249,11 +278,12 @@ class Parser {
 
   ExprPtr parse_not() {
     if (at_name("not")) {
+      const DepthGuard nesting(depth_, kMaxSyntaxDepth, "template nested", peek().line);
       const int line = next().line;
       auto expr = make_expr(Expr::Kind::kUnary, line);
       expr->name = "not";
       expr->args.push_back(parse_not());
-      return expr;
+      return sealed(std::move(expr));
     }
     return parse_compare();
   }
@@ -311,11 +341,12 @@ class Parser {
 
   ExprPtr parse_unary() {
     if (at_operator("-") || at_operator("+")) {
+      const DepthGuard nesting(depth_, kMaxSyntaxDepth, "template nested", peek().line);
       const Token& op = next();
       auto expr = make_expr(Expr::Kind::kUnary, op.line);
       expr->name = op.text;
       expr->args.push_back(parse_unary());
-      return expr;
+      return sealed(std::move(expr));
     }
     return parse_filters(parse_postfix(parse_primary()));
   }
@@ -335,8 +366,8 @@ class Parser {
         auto expr = make_expr(Expr::Kind::kLiteral, token.line);
         std::string digits = token.text;
         std::erase(digits, '_');
-        expr->value = token.kind == Kind::kInt ? Value(static_cast<int64_t>(std::stoll(digits)))
-                                               : Value(std::stod(digits));
+        expr->value = token.kind == Kind::kInt ? Value(parse_number<int64_t>(digits, token.line))
+                                               : Value(parse_number<double>(digits, token.line));
         return expr;
       }
       case Kind::kName:
@@ -380,7 +411,7 @@ class Parser {
       tuple->args.push_back(parse_expression());
     }
     expect_operator(")");
-    return tuple;
+    return sealed(std::move(tuple));
   }
 
   ExprPtr parse_list(int line) {
@@ -389,7 +420,7 @@ class Parser {
       list->args.push_back(parse_expression());
       if (!at_operator("]")) expect_operator(",");
     }
-    return list;
+    return sealed(std::move(list));
   }
 
   ExprPtr parse_dict(int line) {
@@ -400,7 +431,7 @@ class Parser {
       dict->args.push_back(parse_expression());
       if (!at_operator("}")) expect_operator(",");
     }
-    return dict;
+    return sealed(std::move(dict));
   }
 
   void parse_call_arguments(Expr& call) {
@@ -433,11 +464,11 @@ class Parser {
     parts.push_back(std::move(current));
     auto expr = make_expr(is_slice ? Expr::Kind::kSlice : Expr::Kind::kIndex, line);
     expr->args.push_back(std::move(target));
-    if (!is_slice && !expr->args.back()) fail("line {}: empty subscript", line);
+    if (!is_slice && !parts.front()) fail("line {}: empty subscript", line);
     if (parts.size() > 3) fail("line {}: bad slice", line);
     parts.resize(is_slice ? 3 : 1);
     for (auto& part : parts) expr->args.push_back(std::move(part));
-    return expr;
+    return sealed(std::move(expr));
   }
 
   ExprPtr parse_postfix(ExprPtr expr) {
@@ -447,14 +478,14 @@ class Parser {
         auto attr = make_expr(Expr::Kind::kAttr, line);
         attr->name = expect_name();
         attr->args.push_back(std::move(expr));
-        expr = std::move(attr);
+        expr = sealed(std::move(attr));
       } else if (accept_operator("[")) {
         expr = parse_subscript(std::move(expr), line);
       } else if (accept_operator("(")) {
         auto call = make_expr(Expr::Kind::kCall, line);
         call->args.push_back(std::move(expr));
         parse_call_arguments(*call);
-        expr = std::move(call);
+        expr = sealed(std::move(call));
       } else {
         return expr;
       }
@@ -470,7 +501,7 @@ class Parser {
         filter->name = expect_name();
         filter->args.push_back(std::move(expr));
         if (accept_operator("(")) parse_call_arguments(*filter);
-        expr = parse_postfix(std::move(filter));
+        expr = parse_postfix(sealed(std::move(filter)));
       } else if (accept_name("is")) {
         auto test = make_expr(Expr::Kind::kTest, line);
         test->negated = accept_name("not");
@@ -484,7 +515,7 @@ class Parser {
                     !at_name("else") && !at_name("if") && !at_name("in") && !at_name("not"))) {
           test->args.push_back(parse_primary());  // `is equalto 'x'`, `is sameas false`
         }
-        expr = std::move(test);
+        expr = sealed(std::move(test));
       } else {
         return expr;
       }
@@ -493,6 +524,7 @@ class Parser {
 
   std::vector<Token> tokens_;
   std::size_t pos_ = 0;
+  int depth_ = 0;  // parse_body/parse_expression/parse_not/parse_unary calls in progress
 };
 
 }  // namespace

@@ -2,33 +2,41 @@
 
 #include <cmath>
 
+#include "tokenizer/jinja_limits.h"
 #include "tokenizer/utf8.h"
 
 namespace shardwise::tokenizer::jinja {
 namespace {
 
 template <typename Json>
-Value convert(const Json& json) {
+Value convert(const Json& json, int depth) {
+  if (depth > kMaxValueDepth) fail("JSON nested more than {} deep", kMaxValueDepth);
   switch (json.type()) {
     case nlohmann::json::value_t::null:
       return Value(nullptr);
     case nlohmann::json::value_t::boolean:
       return Value(json.template get<bool>());
     case nlohmann::json::value_t::number_integer:
-    case nlohmann::json::value_t::number_unsigned:
       return Value(json.template get<int64_t>());
+    case nlohmann::json::value_t::number_unsigned: {
+      const auto value = json.template get<uint64_t>();
+      if (value > static_cast<uint64_t>(INT64_MAX)) return Value(static_cast<double>(value));
+      return Value(static_cast<int64_t>(value));
+    }
     case nlohmann::json::value_t::number_float:
       return Value(json.template get<double>());
     case nlohmann::json::value_t::string:
       return Value(json.template get<std::string>());
     case nlohmann::json::value_t::array: {
       Array array;
-      for (const auto& item : json) array.push_back(convert(item));
+      for (const auto& item : json) array.push_back(convert(item, depth + 1));
       return Value(std::move(array));
     }
     case nlohmann::json::value_t::object: {
       auto object = make_object();
-      for (const auto& [key, item] : json.items()) object->items.emplace_back(key, convert(item));
+      for (const auto& [key, item] : json.items()) {
+        object->items.emplace_back(key, convert(item, depth + 1));
+      }
       return Value(object);
     }
     default:
@@ -116,9 +124,12 @@ std::string json_string(const std::string& s) {
 }
 
 void to_json_impl(const Value& v, int indent, int depth, std::string& out) {
+  check_string_size(out.size());
   const auto newline = [&](int level) {
+    const std::size_t spaces = static_cast<std::size_t>(indent) * static_cast<std::size_t>(level);
+    check_string_size(out.size() + spaces);
     out += '\n';
-    out.append(static_cast<std::size_t>(indent * level), ' ');
+    out.append(spaces, ' ');
   };
   // json.dumps uses ", " and ": " without indent, "," and ": " (plus newlines) with it.
   const char* item_separator = indent >= 0 ? "," : ", ";
@@ -153,6 +164,7 @@ void to_json_impl(const Value& v, int indent, int depth, std::string& out) {
     if (indent >= 0) newline(depth);
     out += '}';
   } else if (v.is_string()) {
+    check_string_size(out.size() + v.as_string().size());
     out += json_string(v.as_string());
   } else if (v.is_bool()) {
     out += v.as_bool() ? "true" : "false";
@@ -170,10 +182,87 @@ void to_json_impl(const Value& v, int indent, int depth, std::string& out) {
   }
 }
 
+void append_repr(const Value& v, std::string& out);
+
+void append_repr_of_items(const Value& v, std::string& out) {
+  if (v.is_array()) {
+    out += '[';
+    const Array& array = v.as_array();
+    for (std::size_t i = 0; i < array.size(); ++i) {
+      if (i > 0) out += ", ";
+      append_repr(array[i], out);
+    }
+    out += ']';
+    return;
+  }
+  const Object& object = v.as_object();
+  out += object.is_namespace ? "<Namespace {" : "{";
+  for (std::size_t i = 0; i < object.items.size(); ++i) {
+    if (i > 0) out += ", ";
+    out += string_repr(object.items[i].first);
+    out += ": ";
+    append_repr(object.items[i].second, out);
+  }
+  out += object.is_namespace ? "}>" : "}";
+}
+
+void append_repr(const Value& v, std::string& out) {
+  if (v.is_undefined()) return;
+  if (v.is_none()) {
+    out += "None";
+  } else if (v.is_bool()) {
+    out += v.as_bool() ? "True" : "False";
+  } else if (v.is_int()) {
+    out += std::to_string(v.as_int());
+  } else if (v.is_float()) {
+    out += float_repr(v.as_number());
+  } else if (v.is_string()) {
+    check_string_size(out.size() + v.as_string().size());
+    out += string_repr(v.as_string());
+  } else if (v.is_array() || v.is_object()) {
+    append_repr_of_items(v, out);
+  } else {
+    out += "<function>";
+  }
+  check_string_size(out.size());
+}
+
+void add_shape(const Value& v, int limit, int depth, ValueShape& shape) {
+  ++shape.visited;
+  if (!v.is_array() && !v.is_object()) return;
+  shape.depth = std::max(shape.depth, depth + 1);
+  if (v.is_object() && v.as_object().is_namespace) shape.holds_namespace = true;
+  if (depth + 1 > limit) return;
+  if (v.is_array()) {
+    for (const Value& item : v.as_array()) add_shape(item, limit, depth + 1, shape);
+  } else {
+    for (const auto& [key, item] : v.as_object().items) add_shape(item, limit, depth + 1, shape);
+  }
+}
+
 }  // namespace
 
-Value Value::from_json(const nlohmann::json& json) { return convert(json); }
-Value Value::from_json(const nlohmann::ordered_json& json) { return convert(json); }
+DepthGuard::DepthGuard(int& depth, int limit, std::string_view what, int line) : depth_(depth) {
+  if (depth_ >= limit) fail("line {}: {} more than {} deep", line, what, limit);
+  ++depth_;
+}
+
+void check_string_size(std::size_t bytes) {
+  if (bytes > kMaxStringBytes) fail("a string would pass the limit of {} bytes", kMaxStringBytes);
+}
+
+void check_list_size(std::size_t items) {
+  if (items > kMaxListItems) fail("a list would pass the limit of {} items", kMaxListItems);
+}
+
+ValueShape shape_of(const Value& value, int limit) {
+  ValueShape shape;
+  add_shape(value, limit, 0, shape);
+  return shape;
+}
+
+Value Value::from_json(const nlohmann::json& json) { return convert(json, 0); }
+Value Value::from_json(const nlohmann::ordered_json& json) { return convert(json, 0); }
 
 bool Value::truthy() const {
   if (is_undefined() || is_none()) return false;
@@ -193,31 +282,9 @@ std::string Value::str() const {
 }
 
 std::string Value::repr() const {
-  if (is_undefined()) return "";
-  if (is_none()) return "None";
-  if (is_bool()) return as_bool() ? "True" : "False";
-  if (is_int()) return std::to_string(as_int());
-  if (is_float()) return float_repr(as_number());
-  if (is_string()) return string_repr(as_string());
-  if (is_array()) {
-    std::string out = "[";
-    const Array& array = as_array();
-    for (std::size_t i = 0; i < array.size(); ++i) {
-      if (i > 0) out += ", ";
-      out += array[i].repr();
-    }
-    return out + "]";
-  }
-  if (is_object()) {
-    const Object& object = as_object();
-    std::string out = object.is_namespace ? "<Namespace {" : "{";
-    for (std::size_t i = 0; i < object.items.size(); ++i) {
-      if (i > 0) out += ", ";
-      out += string_repr(object.items[i].first) + ": " + object.items[i].second.repr();
-    }
-    return out + (object.is_namespace ? "}>" : "}");
-  }
-  return "<function>";
+  std::string out;
+  append_repr(*this, out);
+  return out;
 }
 
 std::string Value::to_json(int indent) const {

@@ -62,6 +62,7 @@ class Value {
   Value(std::shared_ptr<Object> o) : data_(std::move(o)) {}
   Value(Function f) : data_(std::make_shared<Function>(std::move(f))) {}
 
+  // Throws jinja::Error for JSON nested deeper than kMaxValueDepth.
   static Value from_json(const nlohmann::json& json);
   static Value from_json(const nlohmann::ordered_json& json);
 
@@ -88,7 +89,7 @@ class Value {
 
   // Python truthiness (undefined is false).
   bool truthy() const;
-  // Python str(): what {{ value }} prints.
+  // Python str(): what {{ value }} prints. These three throw jinja::Error past kMaxStringBytes.
   std::string str() const;
   // Python repr(), used inside str() of lists and dicts.
   std::string repr() const;
@@ -115,6 +116,16 @@ struct Object {
 };
 
 inline std::shared_ptr<Object> make_object() { return std::make_shared<Object>(); }
+
+// How deeply a value nests lists, dicts and namespaces (a scalar is 0, [1] is 1), counted no
+// further than `limit` + 1, whether a namespace is in it (itself included), and how many
+// values were visited to find out.
+struct ValueShape {
+  int depth = 0;
+  bool holds_namespace = false;
+  int64_t visited = 0;
+};
+ValueShape shape_of(const Value& value, int limit);
 
 // Arguments of a call: positional, then keyword.
 struct Arguments {

@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tokenizer/spec_limits.h"
+
 namespace shardwise::tokenizer {
 namespace {
 
@@ -17,24 +19,33 @@ StatusOr<SpecialTokenTemplate> parse_template(const json& spec) {
       continue;
     }
     if (!item.contains("SpecialToken")) {
-      return invalid_argument("TemplateProcessing: unknown item {}", item.dump());
+      return invalid_argument("TemplateProcessing: unknown item in 'single'");
     }
     const std::string name = item["SpecialToken"].at("id").get<std::string>();
     if (!special_tokens.contains(name)) {
       return invalid_argument("TemplateProcessing: special token '{}' is not defined", name);
     }
     auto& target = seen_sequence ? result.suffix : result.prefix;
-    for (const json& id : special_tokens[name].at("ids")) target.push_back(id.get<int32_t>());
+    for (const json& id : special_tokens[name].at("ids")) {
+      SW_ASSIGN_OR_RETURN(const int32_t value, token_id_from_json(id, "TemplateProcessing"));
+      target.push_back(value);
+      if (target.size() > kMaxPostProcessorTokens) {
+        return invalid_argument("TemplateProcessing adds more than {} tokens",
+                                kMaxPostProcessorTokens);
+      }
+    }
   }
   if (!seen_sequence) return invalid_argument("TemplateProcessing: 'single' has no $A");
   return result;
 }
 
 // Bert and Roberta store [token, id] pairs.
-SpecialTokenTemplate parse_cls_sep(const json& spec) {
+StatusOr<SpecialTokenTemplate> parse_cls_sep(const json& spec) {
   SpecialTokenTemplate result;
-  result.prefix.push_back(spec.at("cls").at(1).get<int32_t>());
-  result.suffix.push_back(spec.at("sep").at(1).get<int32_t>());
+  SW_ASSIGN_OR_RETURN(const int32_t cls, token_id_from_json(spec.at("cls").at(1), "cls"));
+  SW_ASSIGN_OR_RETURN(const int32_t sep, token_id_from_json(spec.at("sep").at(1), "sep"));
+  result.prefix.push_back(cls);
+  result.suffix.push_back(sep);
   return result;
 }
 

@@ -3,6 +3,9 @@
 
 #include <pcre2.h>
 
+#include <algorithm>
+#include <cstdint>
+
 namespace shardwise::tokenizer {
 namespace {
 
@@ -45,6 +48,14 @@ std::string rewrite_whitespace_classes(std::string_view pattern) {
   return out;
 }
 
+// Backtracking steps one search may take: patterns come from tokenizer.json and subjects from
+// users, and a pattern that backtracks catastrophically must fail a request quickly rather than
+// spin. Real pre-tokenizer patterns take a few steps per byte (Llama 3's takes two per byte of
+// a run of spaces); PCRE2's own default is a flat 10M.
+uint32_t match_limit(std::size_t subject_bytes) {
+  return static_cast<uint32_t>(std::min<std::size_t>(1'000'000 + 16 * subject_bytes, UINT32_MAX));
+}
+
 struct Regex::Impl {
   pcre2_code* code = nullptr;
 
@@ -82,17 +93,24 @@ Status Regex::find_all(std::string_view text,
   // Match data is per call so that one compiled pattern serves many threads at once.
   std::unique_ptr<pcre2_match_data, decltype(&pcre2_match_data_free)> match_data(
       pcre2_match_data_create_from_pattern(impl_->code, nullptr), &pcre2_match_data_free);
+  std::unique_ptr<pcre2_match_context, decltype(&pcre2_match_context_free)> context(
+      pcre2_match_context_create(nullptr), &pcre2_match_context_free);
+  if (!match_data || !context) return resource_exhausted("regex '{}': out of memory", pattern_);
+  pcre2_set_match_limit(context.get(), match_limit(text.size()));
   const auto* subject = reinterpret_cast<PCRE2_SPTR>(text.data());
   std::size_t offset = 0;
   while (offset <= text.size()) {
     int rc = pcre2_match(impl_->code, subject, text.size(), offset, PCRE2_NO_UTF_CHECK,
-                         match_data.get(), nullptr);
-    if (rc < 0 && rc != PCRE2_ERROR_NOMATCH) {
+                         match_data.get(), context.get());
+    if (rc < 0 && rc != PCRE2_ERROR_NOMATCH && rc != PCRE2_ERROR_MATCHLIMIT) {
       // The JIT stack can run out on pathological inputs; the interpreter has no such limit.
       rc = pcre2_match(impl_->code, subject, text.size(), offset, PCRE2_NO_UTF_CHECK | PCRE2_NO_JIT,
-                       match_data.get(), nullptr);
+                       match_data.get(), context.get());
     }
     if (rc == PCRE2_ERROR_NOMATCH) break;
+    if (rc == PCRE2_ERROR_MATCHLIMIT) {
+      return invalid_argument("regex '{}' backtracks too much on this text", pattern_);
+    }
     if (rc < 0) return internal_error("regex '{}' failed with PCRE2 error {}", pattern_, rc);
     const PCRE2_SIZE* ovector = pcre2_get_ovector_pointer(match_data.get());
     const std::size_t begin = ovector[0];

@@ -83,7 +83,8 @@ class Tokenizer {
   Status encode_segment(std::string_view text, bool at_start, std::vector<int32_t>& ids) const;
   Status encode_normalized(std::string text, bool at_start, std::vector<int32_t>& ids) const;
   Status load_config(const nlohmann::json& config);
-  void load_generation_config(const nlohmann::json& config);
+  Status load_generation_config(const nlohmann::json& config);
+  Status check_special_ids() const;
 
   std::unique_ptr<tokenizer::AddedVocabulary> added_;
   std::unique_ptr<tokenizer::Normalizer> normalizer_;

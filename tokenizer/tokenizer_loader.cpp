@@ -4,6 +4,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/json_depth.h"
 #include "tokenizer/added_vocabulary.h"
 #include "tokenizer/bpe_model.h"
 #include "tokenizer/chat_template.h"
@@ -11,6 +12,7 @@
 #include "tokenizer/normalizer.h"
 #include "tokenizer/post_processor.h"
 #include "tokenizer/pre_tokenizer.h"
+#include "tokenizer/spec_limits.h"
 #include "tokenizer/tokenizer.h"
 
 namespace shardwise {
@@ -41,6 +43,9 @@ StatusOr<std::string> read_gzip_file(const std::filesystem::path& path) {
 }
 
 StatusOr<json> parse_json(std::string_view text, std::string_view what) {
+  if (json_nesting_depth(text) > kMaxJsonDepth) {
+    return invalid_argument("{} nests deeper than {}", what, kMaxJsonDepth);
+  }
   json parsed = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (parsed.is_discarded()) return invalid_argument("{} is not valid JSON", what);
   return parsed;
@@ -98,21 +103,36 @@ Status Tokenizer::load_config(const json& config) {
   return ok_status();
 }
 
-void Tokenizer::load_generation_config(const json& config) {
+Status Tokenizer::load_generation_config(const json& config) {
   const auto it = config.find("eos_token_id");
-  if (it == config.end()) return;
-  std::vector<int32_t> ids;
-  if (it->is_number_integer()) ids.push_back(it->get<int32_t>());
-  if (it->is_array()) {
-    for (const json& id : *it) {
-      if (id.is_number_integer()) ids.push_back(id.get<int32_t>());
-    }
-  }
-  for (const int32_t id : ids) {
+  if (it == config.end() || it->is_null()) return ok_status();
+  const json ids = it->is_array() ? *it : json::array({*it});
+  for (const json& id_json : ids) {
+    SW_ASSIGN_OR_RETURN(const int32_t id, tokenizer::token_id_from_json(id_json, "eos_token_id"));
     if (std::find(eos_token_ids_.begin(), eos_token_ids_.end(), id) == eos_token_ids_.end()) {
       eos_token_ids_.push_back(id);
     }
   }
+  return ok_status();
+}
+
+// Every id the files name must be a token: a post-processor or EOS id past the vocabulary would
+// reach the model as an out-of-range embedding row.
+Status Tokenizer::check_special_ids() const {
+  std::vector<int32_t> ids = post_processor_->prefix;
+  ids.insert(ids.end(), post_processor_->suffix.begin(), post_processor_->suffix.end());
+  if (ids.size() > tokenizer::kMaxPostProcessorTokens) {
+    return invalid_argument("the post-processor adds {} tokens, more than {}", ids.size(),
+                            tokenizer::kMaxPostProcessorTokens);
+  }
+  ids.insert(ids.end(), eos_token_ids_.begin(), eos_token_ids_.end());
+  for (const int32_t id : ids) {
+    if (static_cast<std::size_t>(id) >= vocab_size_) {
+      return invalid_argument("special token id {} is outside the vocabulary of {}", id,
+                              vocab_size_);
+    }
+  }
+  return ok_status();
 }
 
 StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::from_json(std::string_view tokenizer_json,
@@ -130,6 +150,11 @@ StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::from_json(std::string_view token
     SW_ASSIGN_OR_RETURN(auto added,
                         tokenizer::AddedVocabulary::from_json(spec.value("added_tokens", json())));
     tok->added_ = std::make_unique<tokenizer::AddedVocabulary>(std::move(added));
+    for (const char* section : {"normalizer", "pre_tokenizer", "decoder", "post_processor"}) {
+      if (spec.contains(section)) {
+        SW_RETURN_IF_ERROR(tokenizer::check_pipeline_size(spec[section], section));
+      }
+    }
     if (spec.contains("normalizer") && !spec["normalizer"].is_null()) {
       SW_ASSIGN_OR_RETURN(tok->normalizer_, tokenizer::make_normalizer(spec["normalizer"]));
     }
@@ -153,8 +178,10 @@ StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::from_json(std::string_view token
     if (!generation_config_json.empty()) {
       SW_ASSIGN_OR_RETURN(const json config,
                           parse_json(generation_config_json, "generation_config.json"));
-      tok->load_generation_config(config);
+      SW_RETURN_IF_ERROR(
+          tok->load_generation_config(config).with_context("generation_config.json"));
     }
+    SW_RETURN_IF_ERROR(tok->check_special_ids());
   } catch (const json::exception& e) {
     return invalid_argument("malformed tokenizer files: {}", e.what());
   }

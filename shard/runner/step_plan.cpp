@@ -38,6 +38,10 @@ Status StepPlan::decode_header(const Header& header, std::size_t* payload_ints) 
   for (int i = 3; i < kHeaderInts; ++i) {
     if (header[i] < 0) return data_loss("step plan header field {} is negative", i);
   }
+  // A batch counts its sequences by their block-table rows: with no blocks there are none.
+  if (header[5] == 0 && header[4] != 0) {
+    return data_loss("step plan has {} sequences of no cache blocks", header[4]);
+  }
   const int64_t expected =
       4LL * header[3] + static_cast<int64_t>(header[4]) * header[5] + header[6];
   if (expected != header[7]) return data_loss("step plan sizes disagree with its payload length");

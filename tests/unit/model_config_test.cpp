@@ -96,6 +96,57 @@ TEST(LlamaConfig, RejectsBadValuesWithClearErrors) {
   EXPECT_NE(not_json.status().message().find("not valid JSON"), std::string::npos);
 }
 
+// Values that used to be accepted and then fed the forward pass infinities, a silently rounded
+// head_dim or wrapped token ids.
+TEST(LlamaConfig, ValuesOutsideTheirRangesAreRefused) {
+  const std::pair<const char*, json> cases[] = {
+      {"rms_norm_eps", 1e308},
+      {"rms_norm_eps", 0},
+      {"rms_norm_eps", -1e-5},
+      {"rms_norm_eps", 1.5},
+      {"rms_norm_eps", "1e-5"},
+      {"rope_theta", 1e300},
+      {"rope_theta", 0},
+      {"hidden_size", 4294967360LL},
+      {"hidden_size", 1 << 20},
+      {"vocab_size", 1LL << 40},
+      {"num_hidden_layers", 1.5},
+      {"max_position_embeddings", 0},
+      {"num_key_value_heads", -4},
+      {"head_dim", 1 << 20},
+      {"bos_token_id", 4294967297LL},
+      {"bos_token_id", 1000},
+      {"eos_token_id", json::array({2, -1})},
+  };
+  for (const auto& [key, value] : cases) {
+    json config = minimal_config();
+    config[key] = value;
+    SCOPED_TRACE(config.dump());
+    auto parsed = parse_llama_config(config.dump(), "config.json");
+    ASSERT_FALSE(parsed.ok());
+    EXPECT_EQ(parsed.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(parsed.status().message().find(key), std::string::npos) << parsed.status().message();
+  }
+  json config = minimal_config();
+  config["hidden_size"] = 66;  // not a multiple of the 4 heads, and no head_dim to say otherwise
+  auto parsed = parse_llama_config(config.dump(), "config.json");
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_NE(parsed.status().message().find("multiple of num_attention_heads"), std::string::npos);
+  config["head_dim"] = 16;
+  EXPECT_TRUE(parse_llama_config(config.dump(), "config.json").ok());
+  config = minimal_config();
+  config["rope_scaling"] = {{"rope_type", "llama3"},
+                            {"factor", 1e39},
+                            {"low_freq_factor", 1.0},
+                            {"high_freq_factor", 4.0},
+                            {"original_max_position_embeddings", 8192}};
+  EXPECT_FALSE(parse_llama_config(config.dump(), "config.json").ok());
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  parsed = parse_llama_config(R"({"hidden_size": )" + deep + "}", "config.json");
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_NE(parsed.status().message().find("nests deeper"), std::string::npos);
+}
+
 TEST(LlamaConfig, MissingFileIsNotFound) {
   auto parsed = load_llama_config("/nonexistent/model");
   ASSERT_FALSE(parsed.ok());

@@ -108,6 +108,62 @@ TEST_F(SafetensorsTest, OverlappingTensors) {
   expect_error(open_status(path), StatusCode::kDataLoss, "overlap");
 }
 
+// Two same-sized tensors with their data_offsets exchanged pass every per-tensor check; the
+// file's layout (data in header order, or in name order) is what gives them away.
+TEST_F(SafetensorsTest, SwappedOffsetsAreRefused) {
+  const std::string data(16, '\0');
+  auto path = write_raw(dir_,
+                        R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[8,16]},)"
+                        R"("b":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})",
+                        data);
+  expect_error(open_status(path), StatusCode::kDataLoss, "swapped data_offsets");
+  // The same bytes in header order, and a file laid out by name though its header is not
+  // (older safetensors writers), both load.
+  path = write_raw(dir_,
+                   R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+                   R"("b":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}})",
+                   data);
+  EXPECT_TRUE(open_status(path).ok()) << open_status(path).to_string();
+  path = write_raw(dir_,
+                   R"({"z":{"dtype":"F32","shape":[2],"data_offsets":[8,16]},)"
+                   R"("y":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})",
+                   data);
+  EXPECT_TRUE(open_status(path).ok()) << open_status(path).to_string();
+  // Swapping two layers of a real checkpoint is refused too.
+  const auto source = testing::testdata_dir() / "hf-tiny/tiny-llama-gqa-f32/model.safetensors";
+  std::string bytes = testing::read_text_file(source);
+  const std::string q0 =
+      R"("model.layers.0.self_attn.q_proj.weight":{"dtype":"F32","shape":[64,64],"data_offsets":[)";
+  const std::string q1 =
+      R"("model.layers.1.self_attn.q_proj.weight":{"dtype":"F32","shape":[64,64],"data_offsets":[)";
+  const std::size_t at0 = bytes.find(q0), at1 = bytes.find(q1);
+  ASSERT_NE(at0, std::string::npos);
+  ASSERT_NE(at1, std::string::npos);
+  const std::size_t end0 = bytes.find(']', at0 + q0.size()),
+                    end1 = bytes.find(']', at1 + q1.size());
+  const std::string offsets0 = bytes.substr(at0 + q0.size(), end0 - at0 - q0.size());
+  const std::string offsets1 = bytes.substr(at1 + q1.size(), end1 - at1 - q1.size());
+  ASSERT_EQ(offsets0.size(), offsets1.size());  // same digit count: the header keeps its size
+  bytes.replace(at1 + q1.size(), offsets1.size(), offsets0);
+  bytes.replace(at0 + q0.size(), offsets0.size(), offsets1);
+  const auto swapped = dir_ / "swapped.safetensors";
+  std::ofstream(swapped, std::ios::binary) << bytes;
+  expect_error(open_status(swapped), StatusCode::kDataLoss, "swapped data_offsets");
+}
+
+TEST_F(SafetensorsTest, GapsAndTrailingBytesAreRefused) {
+  auto path = write_raw(dir_,
+                        R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
+                        R"("b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}})",
+                        std::string(12, '\0'));
+  expect_error(open_status(path), StatusCode::kDataLoss, "leave a gap");
+  path = write_raw(dir_, R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})",
+                   std::string(8, '\0'));
+  expect_error(open_status(path), StatusCode::kDataLoss, "4 bytes after the last tensor");
+  path = write_raw(dir_, std::string(1000, '[') + std::string(1000, ']'), "");
+  expect_error(open_status(path), StatusCode::kDataLoss, "nests deeper");
+}
+
 TEST_F(SafetensorsTest, UnknownDtype) {
   auto path = write_raw(dir_, R"({"w":{"dtype":"Q4_K","shape":[2],"data_offsets":[0,2]}})", "ab");
   expect_error(open_status(path), StatusCode::kDataLoss, "tensor 'w': unsupported dtype 'Q4_K'");

@@ -210,6 +210,8 @@ TEST(ChatTemplate, ErrorsNameTheConstruct) {
       {"{% if x %}", StatusCode::kInvalidArgument, "missing 'endif'"},
       {"{{ 'abc' ", StatusCode::kInvalidArgument, "unterminated"},
       {"{{ 1 + 'a' }}", StatusCode::kInvalidArgument, "not defined for int and string"},
+      // Found by tests/fuzz (jinja): an empty subscript was an index with no index.
+      {"{{ x[] }}", StatusCode::kInvalidArgument, "empty subscript"},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.source);

@@ -1,5 +1,6 @@
 // Bad input gives clear errors, never a crash: malformed or unsupported tokenizer.json, invalid
-// UTF-8 text, ids outside the vocabulary, missing files.
+// UTF-8 text, ids outside the vocabulary, missing files, and files past the limits of
+// spec_limits.h (which arrive from the network in a shard's registration).
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -128,6 +129,87 @@ TEST(TokenizerErrors, CorruptGzip) {
   std::ofstream(dir / "tokenizer.json.gz", std::ios::binary) << "\x1f\x8b\x08\x00garbage";
   auto tokenizer = Tokenizer::load(dir);
   EXPECT_FALSE(tokenizer.ok());
+}
+
+// Each of these once crashed (recursion, a 2^31-entry table), wrapped an id or looped forever.
+TEST(TokenizerLimits, HostileFilesAreRefused) {
+  const auto refused = [](const nlohmann::json& spec, std::string_view what,
+                          const std::string& config = "", const std::string& generation = "") {
+    const Status status = Tokenizer::from_json(spec.dump(), config, generation).status();
+    EXPECT_EQ(status.code(), StatusCode::kInvalidArgument) << status.to_string();
+    EXPECT_NE(status.message().find(what), std::string::npos) << status.to_string();
+  };
+  // Built as text: nlohmann::json copies and dumps recursively, which is the point.
+  std::string deep;
+  for (int i = 0; i < 10000; ++i) deep += R"({"type": "Sequence", "normalizers": [)";
+  deep += R"({"type": "Lowercase"})";
+  for (int i = 0; i < 10000; ++i) deep += "]}";
+  nlohmann::json spec = tiny_tokenizer_json();
+  spec["normalizer"] = "DEEP";
+  std::string text = spec.dump();
+  text.replace(text.find("\"DEEP\""), 6, deep);
+  const Status deep_status = Tokenizer::from_json(text).status();
+  EXPECT_EQ(deep_status.code(), StatusCode::kInvalidArgument) << deep_status.to_string();
+  EXPECT_NE(deep_status.message().find("nests deeper than"), std::string::npos);
+
+  spec = tiny_tokenizer_json();
+  spec["normalizer"] = {{"type", "Sequence"}, {"normalizers", nlohmann::json::array()}};
+  for (int i = 0; i < 100; ++i)
+    spec["normalizer"]["normalizers"].push_back({{"type", "Lowercase"}});
+  refused(spec, "more than 64");
+
+  spec = tiny_tokenizer_json();
+  spec["model"]["vocab"]["x"] = 100000;
+  refused(spec, "sparse");
+  spec = tiny_tokenizer_json();
+  spec["model"]["vocab"]["x"] = 4294967297;
+  refused(spec, "4294967297");
+
+  spec = tiny_tokenizer_json();
+  spec["added_tokens"][0]["id"] = 4294967297;
+  refused(spec, "4294967297");
+  spec = tiny_tokenizer_json();
+  spec["added_tokens"][0]["id"] = -1;
+  refused(spec, "-1");
+  spec = tiny_tokenizer_json();
+  spec["added_tokens"][0]["content"] = std::string(2000, 'x');
+  refused(spec, "too long");
+
+  spec = tiny_tokenizer_json();
+  spec["post_processor"] = {
+      {"type", "BertProcessing"}, {"cls", {"<s>", 4294967299}}, {"sep", {"<s>", 3}}};
+  refused(spec, "4294967299");
+  spec["post_processor"]["cls"][1] = 7;
+  refused(spec, "outside the vocabulary");
+
+  refused(tiny_tokenizer_json(), "4294967297", "", R"({"eos_token_id": [4294967297]})");
+  refused(tiny_tokenizer_json(), "outside the vocabulary", "", R"({"eos_token_id": 99})");
+
+  spec = tiny_tokenizer_json();
+  spec["decoder"] = {{"type", "Strip"}, {"content", ""}, {"start", 1000000000000}};
+  refused(spec, "empty content");
+
+  refused(tiny_tokenizer_json(), "nested more than",
+          nlohmann::json{{"chat_template", "{{ " + std::string(5000, '(') + " }}"}}.dump());
+}
+
+// A pattern that backtracks exponentially fails the request instead of spinning, while real
+// patterns take megabytes of text in stride.
+TEST(TokenizerLimits, RegexBacktrackingIsBounded) {
+  nlohmann::json spec = tiny_tokenizer_json();
+  spec["pre_tokenizer"] = {
+      {"type", "Split"}, {"pattern", {{"Regex", "(a|aa)+$"}}}, {"behavior", "Isolated"}};
+  auto tokenizer = Tokenizer::from_json(spec.dump());
+  ASSERT_TRUE(tokenizer.ok()) << tokenizer.status().to_string();
+  const auto ids = (*tokenizer)->encode(std::string(60, 'a') + "b", false);
+  EXPECT_EQ(ids.status().code(), StatusCode::kInvalidArgument) << ids.status().to_string();
+  EXPECT_NE(ids.status().message().find("backtracks"), std::string::npos);
+
+  for (const std::string& text :
+       {std::string(1 << 20, 'a'), std::string(1 << 20, ' '), std::string(1 << 20, '7')}) {
+    const auto long_ids = llama3_tokenizer().encode(text, false);
+    EXPECT_TRUE(long_ids.ok()) << long_ids.status().to_string();
+  }
 }
 
 }  // namespace

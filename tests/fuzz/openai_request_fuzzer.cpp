@@ -1,0 +1,48 @@
+// The OpenAI request JSON of /v1/completions and /v1/chat/completions over arbitrary bodies,
+// then, for a body that parses, Generation::prepare against a registry holding stories260K's
+// tokenizer and chat template: range checks, tokenization and template rendering, everything a
+// request goes through before it is routed to a shard.
+#include <fstream>
+#include <iterator>
+
+#include "coordinator/generation.h"
+#include "coordinator/openai_protocol.h"
+#include "tests/fuzz/fuzz_input.h"
+
+namespace {
+
+std::string read_asset(const std::string& name) {
+  std::ifstream in(std::string(SHARDWISE_SOURCE_DIR) + "/assets/models/stories260K/" + name);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+shardwise::Generation& generation() {
+  static shardwise::Registry registry(std::chrono::hours(1), 3, {});
+  static shardwise::Metrics metrics;
+  static const bool registered = [] {
+    shardwise::v1::ModelCard card;
+    card.set_name("stories");
+    card.set_address("127.0.0.1:1");  // never dialled: prepare() does not route
+    card.set_tokenizer_json(read_asset("tokenizer.json"));
+    card.set_tokenizer_config_json(
+        R"({"bos_token": "<s>", "eos_token": "</s>", "chat_template": "{% for m in messages %})"
+        R"({{ m.role ~ ': ' ~ m.content | trim }}{% endfor %}"})");
+    card.set_context_length(512);
+    return registry.register_replica(card).ok();
+  }();
+  if (!registered) shardwise::fuzz::fail("the fixture model card does not register");
+  static shardwise::Generation generation(registry, metrics);
+  return generation;
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
+  for (const auto kind : {shardwise::ApiKind::kCompletion, shardwise::ApiKind::kChat}) {
+    auto request = shardwise::parse_openai_request(shardwise::fuzz::as_text(data, size), kind);
+    if (!request.ok()) continue;
+    request->request.set_model("stories");
+    (void)generation().prepare(request->request);
+  }
+  return 0;
+}
