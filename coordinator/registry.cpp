@@ -9,6 +9,12 @@
 namespace shardwise {
 namespace {
 
+int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 // A card from before Device (or a client that left it unset) runs on the CPU.
 v1::Device device_of(const v1::ModelCard& card) {
   return card.device() == v1::DEVICE_CUDA ? v1::DEVICE_CUDA : v1::DEVICE_CPU;
@@ -39,7 +45,10 @@ Registry::Registry(std::chrono::milliseconds heartbeat_interval, int missed_hear
 
 void Registry::expect_models(const std::vector<std::string>& models) {
   std::lock_guard lock(mutex_);
-  for (const std::string& model : models) by_model_[model];
+  for (const std::string& model : models) {
+    by_model_[model];
+    created_.try_emplace(model, unix_now());
+  }
 }
 
 StatusOr<std::string> Registry::register_replica(const v1::ModelCard& card) {
@@ -71,6 +80,7 @@ StatusOr<std::string> Registry::register_replica(const v1::ModelCard& card) {
     });
   }
   by_model_[card.name()].push_back(replica);
+  created_.try_emplace(card.name(), unix_now());
   log()->info("replica {} of {} registered: {} {} tp={} capacity={}", replica->id, card.name(),
               card.address(), device_name(card.device()), card.tp(), card.capacity());
   return replica->id;
@@ -129,7 +139,8 @@ void Registry::mark_dead(Replica& replica, const std::string& why) {
 }
 
 StatusOr<std::shared_ptr<Replica>> Registry::pick(const std::string& model, v1::Priority priority,
-                                                  const std::set<std::string>& exclude) const {
+                                                  const std::set<std::string>& exclude,
+                                                  const std::string& preferred_id) const {
   std::lock_guard lock(mutex_);
   auto it = by_model_.find(model);
   if (it == by_model_.end()) return not_found("model '{}' is not served here", model);
@@ -152,6 +163,10 @@ StatusOr<std::shared_ptr<Replica>> Registry::pick(const std::string& model, v1::
     outstanding += r->outstanding;
     if (!best || rank(*r) < rank(*best)) best = r;
   }
+  for (const std::shared_ptr<Replica>& r : list) {
+    if (!preferred_id.empty() && r->id == preferred_id && r->live && !exclude.count(r->id))
+      best = r;
+  }
   if (!best) return unavailable("model '{}' has no live replica", model);
   if (outstanding >= capacity + router_.max_queued) {
     return resource_exhausted("model '{}' is at capacity ({} requests outstanding)", model,
@@ -173,6 +188,12 @@ int Registry::context_length(const std::string& model) const {
   std::lock_guard lock(mutex_);
   auto it = by_model_.find(model);
   return it == by_model_.end() || it->second.empty() ? 0 : it->second.back()->card.context_length();
+}
+
+int64_t Registry::created(const std::string& model) const {
+  std::lock_guard lock(mutex_);
+  auto it = created_.find(model);
+  return it == created_.end() ? 0 : it->second;
 }
 
 std::vector<std::shared_ptr<Replica>> Registry::replicas() const {

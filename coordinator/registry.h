@@ -78,11 +78,16 @@ class Registry {
 
   // Least outstanding work among live replicas of `model` not in `exclude`: NOT_FOUND for an
   // unknown model, UNAVAILABLE when none is live, RESOURCE_EXHAUSTED when the queue is full.
+  // The replica named `preferred_id` wins while it is live and not excluded (the choices of one
+  // request go where the first went, to share its prompt's cache blocks).
   StatusOr<std::shared_ptr<Replica>> pick(const std::string& model, v1::Priority priority,
-                                          const std::set<std::string>& exclude) const;
+                                          const std::set<std::string>& exclude,
+                                          const std::string& preferred_id = "") const;
   // A tokenizer of `model` (NOT_FOUND when no replica ever registered it).
   StatusOr<std::shared_ptr<const Tokenizer>> tokenizer(const std::string& model) const;
   int context_length(const std::string& model) const;
+  // Unix seconds when `model` was first expected or registered (OpenAI's `created`); 0 if never.
+  int64_t created(const std::string& model) const;
 
   std::vector<std::shared_ptr<Replica>> replicas() const;
   std::vector<std::string> models() const;
@@ -96,6 +101,7 @@ class Registry {
   const RouterOptions router_;
   mutable std::mutex mutex_;
   std::map<std::string, std::vector<std::shared_ptr<Replica>>> by_model_;
+  std::map<std::string, int64_t> created_;  // guarded by mutex_: model -> Unix seconds
   int next_id_ = 1;
   mutable size_t next_pick_ = 0;  // guarded by mutex_
 };
