@@ -6,10 +6,10 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <random>
-#include <set>
 
 #include "coordinator/choices_call.h"
 #include "coordinator/embed_call.h"
+#include "tokenizer/chat_messages.h"
 
 namespace shardwise {
 
@@ -20,21 +20,13 @@ StatusOr<std::string> render_chat(const v1::ChatMessages& chat, const Tokenizer&
   }
   nlohmann::json messages = nlohmann::json::array();
   for (const v1::ChatMessage& m : chat.messages()) {
-    static const std::set<std::string> kRoles = {"system", "developer", "user", "assistant",
-                                                 "tool"};
-    if (!kRoles.contains(m.role())) {
-      return invalid_argument(
-          "unsupported message role '{}': use system, developer, user, assistant or tool",
-          m.role());
-    }
-    // OpenAI's developer messages are what chat templates know as system messages.
-    nlohmann::json message = {{"role", m.role() == "developer" ? "system" : m.role()},
-                              {"content", m.content()}};
-    if (!m.name().empty()) message["name"] = m.name();
-    if (!m.tool_call_id().empty()) message["tool_call_id"] = m.tool_call_id();
-    messages.push_back(std::move(message));
+    messages.push_back({{"role", m.role()},
+                        {"content", m.content()},
+                        {"name", m.name()},
+                        {"tool_call_id", m.tool_call_id()}});
   }
-  return tokenizer.apply_chat_template(messages, add_generation_prompt);
+  SW_ASSIGN_OR_RETURN(nlohmann::json normalised, template_messages(messages));
+  return tokenizer.apply_chat_template(normalised, add_generation_prompt);
 }
 
 namespace {

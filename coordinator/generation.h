@@ -45,7 +45,7 @@ struct PreparedEmbedding {
 inline constexpr int kMaxChoices = 16;
 inline constexpr int kMaxEmbeddingInputs = 2048;
 
-// The chat messages through the model's chat template (developer messages as system ones):
+// The chat messages through the model's chat template (tokenizer/chat_messages.h's rules):
 // INVALID_ARGUMENT for a model without one, a role it cannot have, or a conversation the
 // template refuses (its raise_exception message).
 StatusOr<std::string> render_chat(const v1::ChatMessages& chat, const Tokenizer& tokenizer,

@@ -4,6 +4,7 @@
 #include <cstdlib>
 
 #include "coordinator/openai_fields.h"
+#include "tokenizer/chat_messages.h"
 
 namespace shardwise {
 namespace {
@@ -103,32 +104,6 @@ Status parse_sampling(const json& body, ApiKind kind, v1::SamplingParams& s) {
   return ok_status();
 }
 
-// A message's content: a string, or an array of text parts joined by newlines (as vLLM does).
-StatusOr<std::string> message_content(const json& message, std::size_t index) {
-  auto it = message.find("content");
-  if (it != message.end() && it->is_string()) return it->get<std::string>();
-  if (it == message.end() || !it->is_array()) {
-    return invalid_argument("message {}: 'content' must be a string or an array of text parts",
-                            index);
-  }
-  std::string text;
-  for (const json& part : *it) {
-    const std::string type = part.is_object() ? part.value("type", "") : "";
-    if (type != "text") {
-      return invalid_argument(
-          "message {}: content part of type '{}' is not supported: only text parts", index,
-          type.empty() ? part.dump() : type);
-    }
-    auto part_text = part.find("text");
-    if (part_text == part.end() || !part_text->is_string()) {
-      return invalid_argument("message {}: a text part needs a string 'text'", index);
-    }
-    if (!text.empty()) text += "\n";
-    text += part_text->get<std::string>();
-  }
-  return text;
-}
-
 Status parse_prompt(const json& body, ApiKind kind, v1::GenerateRequest& request) {
   if (kind == ApiKind::kChat) {
     auto it = body.find("messages");
@@ -197,31 +172,13 @@ Status parse_choices(const json& body, OpenAiRequest& out) {
 }  // namespace
 
 Status parse_chat_messages(const json& messages, v1::ChatMessages& out) {
-  for (std::size_t i = 0; i < messages.size(); ++i) {
-    const json& m = messages[i];
-    if (!m.is_object() || !m.contains("role") || !m["role"].is_string()) {
-      return invalid_argument("each message needs string 'role' and 'content' (message {})", i);
-    }
-    if (m.contains("tool_calls") && !m["tool_calls"].is_null()) {
-      return invalid_argument(
-          "message {}: 'tool_calls' is not supported: shardwise has no tool "
-          "calling",
-          i);
-    }
-    SW_ASSIGN_OR_RETURN(std::string content, message_content(m, i));
+  SW_ASSIGN_OR_RETURN(json normalised, template_messages(messages));
+  for (const json& m : normalised) {
     v1::ChatMessage* message = out.add_messages();
     message->set_role(m["role"].get<std::string>());
-    message->set_content(std::move(content));
-    for (const char* field : {"name", "tool_call_id"}) {
-      auto it = m.find(field);
-      if (it == m.end() || it->is_null()) continue;
-      if (!it->is_string()) return invalid_argument("message {}: '{}' must be a string", i, field);
-      if (std::string_view(field) == "name") {
-        message->set_name(it->get<std::string>());
-      } else {
-        message->set_tool_call_id(it->get<std::string>());
-      }
-    }
+    message->set_content(m["content"].get<std::string>());
+    message->set_name(m.value("name", ""));
+    message->set_tool_call_id(m.value("tool_call_id", ""));
   }
   return ok_status();
 }

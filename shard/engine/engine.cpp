@@ -198,7 +198,8 @@ StatusOr<std::vector<SampledToken>> Engine::run_and_sample(const SchedulerOutput
 const float* Engine::pool(const ScheduledChunk& chunk, const float* hidden_rows) {
   Sequence& seq = *chunk.seq;
   const std::size_t hidden = runner_.config().hidden_size;
-  if (chunk.first_position == 0) seq.hidden_sum.assign(hidden, 0.0);
+  // Last pooling may start after a cached prefix; mean pooling always starts at 0.
+  if (chunk.first_position == 0 || seq.hidden_sum.empty()) seq.hidden_sum.assign(hidden, 0.0);
   const int n_rows = seq.pooling == Pooling::kMean ? chunk.n_tokens : chunk.samples ? 1 : 0;
   for (int r = 0; r < n_rows; ++r, hidden_rows += hidden) {
     for (std::size_t i = 0; i < hidden; ++i) {
