@@ -90,6 +90,10 @@ Status read_sampling(const json& line, SamplingParams& params, std::vector<std::
     if (!it->is_boolean()) return invalid_argument("\"ignore_eos\" must be true or false");
     params.ignore_eos = it->get<bool>();
   }
+  if (const auto it = line.find("logprobs"); it != line.end() && !it->is_null()) {
+    if (!it->is_number_integer()) return invalid_argument("\"logprobs\" must be an integer");
+    params.logprobs = it->get<int>();
+  }
   SW_RETURN_IF_ERROR(read_stop(line, stop));
   return read_logit_bias(line, params);
 }

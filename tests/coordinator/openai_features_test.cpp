@@ -45,6 +45,27 @@ class Coordinator : public ::testing::Test {
   Generation generation_{registry_, metrics_};
 };
 
+TEST_F(Coordinator, ChoicesGoWhereTheFirstWentAndModelsHaveACreationTime) {
+  v1::ModelCard second;
+  second.set_name("stories260K");
+  second.set_address("127.0.0.1:2");
+  second.set_tokenizer_json(read_file(testing::default_model_dir() / "tokenizer.json"));
+  ASSERT_TRUE(registry_.register_replica(second).ok());
+  auto first = registry_.pick("stories260K", v1::PRIORITY_INTERACTIVE, {});
+  ASSERT_TRUE(first.ok());
+  for (int i = 0; i < 4; ++i) {  // idle replicas otherwise go round robin
+    auto picked = registry_.pick("stories260K", v1::PRIORITY_INTERACTIVE, {}, (*first)->id);
+    ASSERT_TRUE(picked.ok());
+    EXPECT_EQ((*picked)->id, (*first)->id);
+  }
+  registry_.mark_dead(**first, "test");
+  auto elsewhere = registry_.pick("stories260K", v1::PRIORITY_INTERACTIVE, {}, (*first)->id);
+  ASSERT_TRUE(elsewhere.ok());
+  EXPECT_NE((*elsewhere)->id, (*first)->id);
+  EXPECT_GT(registry_.created("stories260K"), 1700000000);
+  EXPECT_EQ(registry_.created("nope"), 0);
+}
+
 Status parse_error(const std::string& body, ApiKind kind = ApiKind::kCompletion) {
   return parse_openai_request(body, kind).status();
 }
