@@ -42,8 +42,8 @@ Status parse_input(const json& input, v1::EmbedRequest& request) {
     } else if (is_token_ids(item)) {
       add_token_ids(item, request);
     } else {
-      return invalid_argument("'input' holds {}: expected strings or arrays of token ids",
-                              item.dump().substr(0, 64));
+      return invalid_argument("'input' holds a {}: expected strings or arrays of token ids",
+                              item.type_name());
     }
   }
   return ok_status();

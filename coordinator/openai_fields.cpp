@@ -61,7 +61,7 @@ Status check_chat_fields(const json& body) {
     }
   }
   if (auto it = body.find("response_format"); it != body.end() && !it->is_null()) {
-    if (!it->is_object() || it->value("type", "") != "text") {
+    if (!it->is_object() || !it->contains("type") || (*it)["type"] != "text") {
       return invalid_argument(
           "'response_format' {} is not supported: only {{\"type\": \"text\"}} (no JSON mode or "
           "schema-guided output)",

@@ -22,7 +22,7 @@ StatusOr<std::string> content_text(const json& message, std::size_t index) {
     if (type != "text") {
       return invalid_argument(
           "message {}: content part of type '{}' is not supported: only text parts", index,
-          type.empty() ? part.dump() : type);
+          type.empty() ? std::string("(none: a ") + part.type_name() + ")" : type);
     }
     auto part_text = part.find("text");
     if (part_text == part.end() || !part_text->is_string()) {

@@ -344,7 +344,8 @@ void add_batch_command(CLI::App& app) {
   auto* batch = app.add_subcommand(
       "batch",
       "Offline batch inference: one request per input line ({\"id\", \"token_ids\"} or "
-      "{\"id\", \"prompt\"}, plus OpenAI sampling parameters), one result per output line");
+      "{\"id\", \"prompt\"}, plus OpenAI sampling parameters; or OpenAI's batch format "
+      "{\"custom_id\", \"method\", \"url\", \"body\"}), one result per output line");
   batch->add_option("--model", options->model_dir, "Hugging Face model folder")
       ->capture_default_str();
   batch->add_option("--input", options->input, "Requests, JSON Lines")->required();

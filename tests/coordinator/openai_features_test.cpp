@@ -127,6 +127,8 @@ TEST(OpenAiFields, RefusedFieldsAreNamed) {
       {"{" + chat + R"(,"tool_choice":"auto"})", "'tool_choice' is not supported"},
       {"{" + chat + R"(,"functions":[{"name":"f"}]})", "'functions' is not supported"},
       {"{" + chat + R"(,"response_format":{"type":"json_object"}})", "'response_format'"},
+      {"{" + chat + R"(,"response_format":{"type":7}})", "'response_format'"},
+      {"{" + chat + R"(,"response_format":"text"})", "'response_format'"},
       {"{" + chat + R"(,"store":true})", "'store' is not supported"},
       {"{" + chat + R"(,"audio":{"voice":"x"}})", "'audio' is not supported"},
       {"{" + chat + R"(,"modalities":["text","audio"]})", "'modalities'"},
