@@ -3,8 +3,8 @@
 #include <grpcpp/grpcpp.h>
 
 #include "common/logging.h"
-#include "coordinator/stop_strings.h"
 #include "tokenizer/incremental_decoder.h"
+#include "tokenizer/stop_strings.h"
 
 namespace shardwise {
 namespace {
@@ -22,13 +22,15 @@ bool is_replica_failure(StatusCode code) {
 }
 
 bool is_plain(const v1::GenerateResponse& message) {
-  return !message.has_logprob() && message.finish_reason().empty() && !message.has_usage();
+  return !message.has_logprob() && message.finish_reason().empty() && !message.has_usage() &&
+         message.prompt_logprobs().empty();
 }
 
 }  // namespace
 
 void enqueue(std::deque<v1::GenerateResponse>& queue, v1::GenerateResponse&& message) {
-  if (!queue.empty() && is_plain(queue.back()) && is_plain(message)) {
+  if (!queue.empty() && is_plain(queue.back()) && is_plain(message) &&
+      queue.back().index() == message.index()) {
     v1::GenerateResponse& last = queue.back();
     last.mutable_token_ids()->MergeFrom(message.token_ids());
     last.mutable_text()->append(message.text());
@@ -39,7 +41,14 @@ void enqueue(std::deque<v1::GenerateResponse>& queue, v1::GenerateResponse&& mes
 
 struct GenerateCall::Attempt {
   explicit Attempt(const PreparedRequest& request)
-      : decoder(*request.tokenizer, /*skip_special_tokens=*/true), matcher(request.stop) {}
+      : decoder(*request.tokenizer, /*skip_special_tokens=*/true, decoder_context(request)),
+        matcher(request.stop) {}
+  // A few of the prompt's last ids, when the text continues the prompt's (echo).
+  static std::span<const int32_t> decoder_context(const PreparedRequest& request) {
+    if (!request.decode_after_prompt) return {};
+    const std::size_t n = std::min<std::size_t>(request.prompt_ids.size(), 4);
+    return std::span<const int32_t>(request.prompt_ids).last(n);
+  }
   IncrementalDecoder decoder;
   StopStringMatcher matcher;
   int tokens = 0;
@@ -51,7 +60,6 @@ struct GenerateCall::Attempt {
 std::shared_ptr<GenerateCall> GenerateCall::start(Registry& registry, Metrics& metrics,
                                                   PreparedRequest request, ResponseSink& sink) {
   auto call = std::make_shared<GenerateCall>(registry, metrics, std::move(request), sink);
-  call->metrics_.add_running(1);
   if (call->request_.deadline_ms > 0) {
     call->deadline_.Set(
         std::chrono::system_clock::now() + std::chrono::milliseconds(call->request_.deadline_ms),
@@ -94,7 +102,7 @@ void GenerateCall::cancel(const Status& why) {
 
 void GenerateCall::next_attempt() {
   StatusOr<std::shared_ptr<Replica>> replica =
-      registry_.pick(request_.model, request_.priority, tried_);
+      registry_.pick(request_.model, request_.priority, tried_, request_.preferred_replica);
   if (!replica.ok()) {
     return finish(tried_.empty() ? replica.status()
                                  : unavailable("every replica of '{}' failed: {}", request_.model,
@@ -139,6 +147,20 @@ bool GenerateCall::on_update(const v1::ShardRequestUpdate& message) {
     sink_.on_message(std::move(out));
     out.Clear();
   };
+  if (!message.prompt_tokens().empty()) {
+    v1::GenerateResponse prompt;
+    for (const v1::ShardToken& token : message.prompt_tokens()) {
+      v1::TokenLogprob* logprob = prompt.add_prompt_logprobs();
+      logprob->set_token_id(token.token_id());
+      logprob->set_logprob(token.logprob());
+      for (const auto& top : token.top_logprobs()) {
+        v1::TopLogprob* t = logprob->add_top_logprobs();
+        t->set_token_id(top.token_id());
+        t->set_logprob(top.logprob());
+      }
+    }
+    sink_.on_message(std::move(prompt));
+  }
   for (const v1::ShardToken& token : message.tokens()) {
     if (a.tokens == 0) {
       metrics_.observe_ttft(request_.model, seconds_since(start_));
@@ -228,9 +250,6 @@ void GenerateCall::finish(const Status& status) {
     done_ = true;
   }
   deadline_.Cancel();
-  metrics_.add_running(-1);
-  metrics_.count_request(request_.model, std::string(status_code_name(status.code())));
-  if (status.ok()) metrics_.observe_e2e(request_.model, seconds_since(start_));
   sink_.on_done(status);
 }
 

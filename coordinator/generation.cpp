@@ -5,11 +5,59 @@
 #include <deque>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <random>
 
-#include "coordinator/generate_call.h"
+#include "coordinator/choices_call.h"
+#include "coordinator/embed_call.h"
+#include "tokenizer/chat_messages.h"
 
 namespace shardwise {
+
+StatusOr<std::string> render_chat(const v1::ChatMessages& chat, const Tokenizer& tokenizer,
+                                  const std::string& model, bool add_generation_prompt) {
+  if (!tokenizer.has_chat_template()) {
+    return invalid_argument("model '{}' has no chat template: send a text prompt", model);
+  }
+  nlohmann::json messages = nlohmann::json::array();
+  for (const v1::ChatMessage& m : chat.messages()) {
+    messages.push_back({{"role", m.role()},
+                        {"content", m.content()},
+                        {"name", m.name()},
+                        {"tool_call_id", m.tool_call_id()}});
+  }
+  SW_ASSIGN_OR_RETURN(nlohmann::json normalised, template_messages(messages));
+  return tokenizer.apply_chat_template(normalised, add_generation_prompt);
+}
+
 namespace {
+
+// A seed for a request that gave none: OpenAI, vLLM and llama-server draw a fresh one per
+// request, so that unseeded requests at a temperature above 0 differ.
+uint64_t fresh_seed() {
+  static std::mutex mutex;
+  static std::mt19937_64 rng = [] {
+    std::random_device device;
+    std::seed_seq seq{device(), device(), device(), device()};
+    return std::mt19937_64(seq);
+  }();
+  std::lock_guard lock(mutex);
+  return rng();
+}
+
+// The public API's token ids are int64, so that one past int32 is refused, not cut short.
+StatusOr<std::vector<int32_t>> checked_ids(const google::protobuf::RepeatedField<int64_t>& in,
+                                           const Tokenizer& tokenizer) {
+  std::vector<int32_t> ids;
+  ids.reserve(in.size());
+  for (const int64_t id : in) {
+    if (id < 0 || static_cast<uint64_t>(id) >= tokenizer.vocab_size()) {
+      return invalid_argument("token id {} outside the vocabulary of {}", id,
+                              tokenizer.vocab_size());
+    }
+    ids.push_back(static_cast<int32_t>(id));
+  }
+  return ids;
+}
 
 StatusOr<std::vector<int32_t>> prompt_ids(const v1::GenerateRequest& request,
                                           const Tokenizer& tokenizer) {
@@ -18,28 +66,11 @@ StatusOr<std::vector<int32_t>> prompt_ids(const v1::GenerateRequest& request,
       // OpenAI refuses an empty prompt; encoding it would send BOS alone.
       if (request.text().empty()) return invalid_argument("the prompt is empty");
       return tokenizer.encode(request.text(), /*add_special_tokens=*/true);
-    case v1::GenerateRequest::kTokenIds: {
-      std::vector<int32_t> ids;
-      for (const int64_t id : request.token_ids().ids()) {
-        if (id < 0 || static_cast<uint64_t>(id) >= tokenizer.vocab_size()) {
-          return invalid_argument("token id {} outside the vocabulary of {}", id,
-                                  tokenizer.vocab_size());
-        }
-        ids.push_back(static_cast<int32_t>(id));
-      }
-      return ids;
-    }
+    case v1::GenerateRequest::kTokenIds:
+      return checked_ids(request.token_ids().ids(), tokenizer);
     case v1::GenerateRequest::kChat: {
-      if (request.chat().messages().empty()) return invalid_argument("the chat has no messages");
-      if (!tokenizer.has_chat_template()) {
-        return invalid_argument("model '{}' has no chat template: send a text prompt",
-                                request.model());
-      }
-      nlohmann::json messages = nlohmann::json::array();
-      for (const v1::ChatMessage& m : request.chat().messages()) {
-        messages.push_back({{"role", m.role()}, {"content", m.content()}});
-      }
-      SW_ASSIGN_OR_RETURN(std::string text, tokenizer.apply_chat_template(messages, true));
+      SW_ASSIGN_OR_RETURN(std::string text,
+                          render_chat(request.chat(), tokenizer, request.model(), true));
       // The template writes the special tokens (BOS) itself, as transformers assumes.
       return tokenizer.encode(text, /*add_special_tokens=*/false);
     }
@@ -58,7 +89,7 @@ Status check_int32(int64_t value, int64_t low, const char* name) {
 }
 
 // Fills in the documented defaults and rejects values outside their domains.
-StatusOr<v1::ShardSamplingParams> sampling_params(const v1::SamplingParams& in) {
+StatusOr<v1::ShardSamplingParams> sampling_params(const v1::SamplingParams& in, size_t vocab_size) {
   SW_RETURN_IF_ERROR(check_int32(in.top_k(), 0, "top_k"));
   SW_RETURN_IF_ERROR(check_int32(in.max_tokens(), in.has_max_tokens() ? 1 : 0, "max_tokens"));
   for (const int64_t id : in.stop_token_ids()) {
@@ -99,7 +130,34 @@ StatusOr<v1::ShardSamplingParams> sampling_params(const v1::SamplingParams& in) 
                               penalty);
     }
   }
+  if (in.has_prompt_logprobs()) {
+    if (in.prompt_logprobs() < 0 || in.prompt_logprobs() > 20) {
+      return invalid_argument("prompt_logprobs must be in [0, 20], got {}", in.prompt_logprobs());
+    }
+    out.set_prompt_logprobs(static_cast<int32_t>(in.prompt_logprobs()));
+  }
+  for (const auto& [token, bias] : in.logit_bias()) {
+    if (token < 0 || static_cast<uint64_t>(token) >= vocab_size) {
+      return invalid_argument("logit_bias: token id {} outside the vocabulary of {}", token,
+                              vocab_size);
+    }
+    if (!(bias >= -100 && bias <= 100)) {
+      return invalid_argument("logit_bias of token {} must be in [-100, 100], got {}", token, bias);
+    }
+    (*out.mutable_logit_bias())[static_cast<int32_t>(token)] = bias;
+  }
   return out;
+}
+
+// One seed per choice: the request's seed + the choice's index, or fresh random ones.
+StatusOr<std::vector<uint64_t>> choice_seeds(const v1::SamplingParams& in) {
+  const int64_t n = in.has_n() ? in.n() : 1;
+  if (n < 1 || n > kMaxChoices) {
+    return invalid_argument("n must be in [1, {}], got {}", kMaxChoices, n);
+  }
+  std::vector<uint64_t> seeds(n);
+  for (int64_t i = 0; i < n; ++i) seeds[i] = in.has_seed() ? in.seed() + i : fresh_seed();
+  return seeds;
 }
 
 }  // namespace
@@ -111,7 +169,9 @@ StatusOr<PreparedRequest> Generation::prepare(const v1::GenerateRequest& request
   SW_ASSIGN_OR_RETURN(out.tokenizer, registry_.tokenizer(request.model()));
   SW_ASSIGN_OR_RETURN(out.prompt_ids, prompt_ids(request, *out.tokenizer));
   if (out.prompt_ids.empty()) return invalid_argument("the prompt is empty");
-  SW_ASSIGN_OR_RETURN(out.sampling, sampling_params(request.sampling()));
+  SW_ASSIGN_OR_RETURN(out.sampling,
+                      sampling_params(request.sampling(), out.tokenizer->vocab_size()));
+  SW_ASSIGN_OR_RETURN(out.seeds, choice_seeds(request.sampling()));
   const int context = registry_.context_length(request.model());
   const int64_t needed = static_cast<int64_t>(out.prompt_ids.size()) + out.sampling.max_tokens();
   if (context > 0 && needed > context) {
@@ -124,8 +184,43 @@ StatusOr<PreparedRequest> Generation::prepare(const v1::GenerateRequest& request
   return out;
 }
 
-std::shared_ptr<GenerateCall> Generation::start(PreparedRequest request, ResponseSink& sink) {
-  return GenerateCall::start(registry_, metrics_, std::move(request), sink);
+std::shared_ptr<ChoicesCall> Generation::start(PreparedRequest request, ResponseSink& sink) {
+  return ChoicesCall::start(registry_, metrics_, std::move(request), sink);
+}
+
+StatusOr<PreparedEmbedding> Generation::prepare(const v1::EmbedRequest& request) const {
+  if (request.model().empty()) return invalid_argument("model is required");
+  if (request.inputs().empty() || request.inputs_size() > kMaxEmbeddingInputs) {
+    return invalid_argument("an embeddings request needs 1 to {} inputs, got {}",
+                            kMaxEmbeddingInputs, request.inputs_size());
+  }
+  PreparedEmbedding out;
+  out.model = request.model();
+  out.priority = request.priority();
+  out.pooling =
+      request.pooling() == v1::POOLING_LAST ? v1::SHARD_POOLING_LAST : v1::SHARD_POOLING_MEAN;
+  SW_ASSIGN_OR_RETURN(std::shared_ptr<const Tokenizer> tokenizer,
+                      registry_.tokenizer(request.model()));
+  const int context = registry_.context_length(request.model());
+  for (int i = 0; i < request.inputs_size(); ++i) {
+    const v1::EmbedInput& input = request.inputs(i);
+    StatusOr<std::vector<int32_t>> ids =
+        input.has_token_ids() ? checked_ids(input.token_ids().ids(), *tokenizer)
+                              : tokenizer->encode(input.text(), /*add_special_tokens=*/true);
+    if (!ids.ok()) return ids.status().with_context(fmt::format("input {}", i));
+    if (ids->empty()) return invalid_argument("input {} is empty", i);
+    if (context > 0 && static_cast<int64_t>(ids->size()) > context) {
+      return invalid_argument("input {} ({} tokens) exceeds the context length {}", i, ids->size(),
+                              context);
+    }
+    out.inputs.push_back(std::move(ids).value());
+  }
+  return out;
+}
+
+StatusOr<v1::EmbedResponse> Generation::embed(const PreparedEmbedding& request,
+                                              std::chrono::milliseconds deadline) {
+  return run_embedding(registry_, metrics_, request, deadline);
 }
 
 namespace {
@@ -170,7 +265,7 @@ class BlockingSink final : public ResponseSink {
 
 Status Generation::run(const PreparedRequest& request, const EmitFn& emit) {
   BlockingSink sink;
-  std::shared_ptr<GenerateCall> call = start(request, sink);
+  std::shared_ptr<ChoicesCall> call = start(request, sink);
   std::deque<v1::GenerateResponse> messages;
   Status status;
   bool client_gone = false;

@@ -2,7 +2,7 @@
 
 #include "common/cluster_auth.h"
 #include "coordinator/auth.h"
-#include "coordinator/generate_call.h"
+#include "coordinator/choices_call.h"
 
 namespace shardwise {
 
@@ -114,7 +114,7 @@ class GenerateReactor final : public grpc::ServerWriteReactor<v1::GenerateRespon
     writing_ = true;
   }
 
-  std::shared_ptr<GenerateCall> call_;
+  std::shared_ptr<ChoicesCall> call_;
   std::mutex mutex_;
   std::deque<v1::GenerateResponse> pending_;  // guarded by mutex_
   v1::GenerateResponse current_;              // the write in flight, while writing_
@@ -157,7 +157,28 @@ grpc::Status InferenceService::ListModels(grpc::ServerContext* context,
     int live = 0;
     for (const auto& r : registry_.replicas()) live += r->card.name() == name && r->live;
     info->set_live_replicas(live);
+    info->set_created(registry_.created(name));
+    info->set_owned_by("shardwise");
   }
+  return grpc::Status::OK;
+}
+
+grpc::Status InferenceService::Embed(grpc::ServerContext* context, const v1::EmbedRequest* request,
+                                     v1::EmbedResponse* response) {
+  if (!authorized(*context)) {
+    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "missing or wrong API key");
+  }
+  StatusOr<PreparedEmbedding> prepared = generation_.prepare(*request);
+  if (!prepared.ok()) return to_grpc(prepared.status());
+  std::chrono::milliseconds deadline(0);
+  if (context->deadline() != std::chrono::system_clock::time_point::max()) {
+    deadline = std::max(std::chrono::milliseconds(1),
+                        std::chrono::duration_cast<std::chrono::milliseconds>(
+                            context->deadline() - std::chrono::system_clock::now()));
+  }
+  StatusOr<v1::EmbedResponse> embedded = generation_.embed(*prepared, deadline);
+  if (!embedded.ok()) return to_grpc(embedded.status());
+  *response = std::move(embedded).value();
   return grpc::Status::OK;
 }
 

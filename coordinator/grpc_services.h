@@ -24,6 +24,9 @@ class InferenceService final
                           v1::ListModelsResponse* response) override;
   grpc::Status Health(grpc::ServerContext* context, const v1::HealthRequest* request,
                       v1::HealthResponse* response) override;
+  // Blocks one of gRPC's sync threads for the request (embeddings stream nothing).
+  grpc::Status Embed(grpc::ServerContext* context, const v1::EmbedRequest* request,
+                     v1::EmbedResponse* response) override;
 
  private:
   bool authorized(const grpc::ServerContextBase& context) const;

@@ -3,12 +3,17 @@
 #include <httplib.h>
 #include <sys/socket.h>
 
+#include <algorithm>
+
 #include "common/logging.h"
 #include "common/net_address.h"
 #include "coordinator/auth.h"
 #include "coordinator/grpc_services.h"
+#include "coordinator/openai_embeddings.h"
 #include "coordinator/openai_protocol.h"
 #include "coordinator/readiness.h"
+#include "coordinator/openai_response.h"
+#include "coordinator/tokenize_api.h"
 
 namespace shardwise {
 namespace {
@@ -56,14 +61,21 @@ StatusOr<std::string> read_body(const httplib::Request& req,
 // Streams one request as server-sent events; runs inside httplib's content provider.
 void stream_events(Generation& generation, const PreparedRequest& prepared,
                    const OpenAiRequest& request, httplib::DataSink& sink) {
-  OpenAiResponse response(request, *prepared.tokenizer);
-  Status status = generation.run(prepared, [&](const v1::GenerateResponse& message) {
-    const std::string event = sse(response.chunk(message));
+  OpenAiResponse response(request, prepared);
+  auto write = [&](const json& data) {
+    const std::string event = sse(data);
     return sink.is_writable() && sink.write(event.data(), event.size());
+  };
+  Status status = generation.run(prepared, [&](const v1::GenerateResponse& message) {
+    for (const json& chunk : response.chunks(message)) {
+      if (!write(chunk)) return false;
+    }
+    return true;
   });
-  if (!status.ok() && status.code() != StatusCode::kCancelled) {
-    const std::string event = sse(error_body(status));
-    sink.write(event.data(), event.size());
+  if (status.ok()) {
+    if (json usage = response.usage_chunk(); !usage.is_null()) write(usage);
+  } else if (status.code() != StatusCode::kCancelled) {
+    write(error_body(status));
   }
   const std::string done = "data: [DONE]\n\n";
   sink.write(done.data(), done.size());
@@ -100,8 +112,9 @@ void OpenAiHttpServer::add_routes() {
           error_json(431, fmt::format("more than {} headers", options_.limits.max_headers), "431"));
       return httplib::Server::HandlerResponse::Handled;
     }
-    if (!req.path.starts_with("/v1/") ||
-        authorized(options_.api_key, req.get_header_value("Authorization"))) {
+    const bool guarded =
+        req.path.starts_with("/v1/") || req.path == "/tokenize" || req.path == "/detokenize";
+    if (!guarded || authorized(options_.api_key, req.get_header_value("Authorization"))) {
       return httplib::Server::HandlerResponse::Unhandled;
     }
     send_json(res, 401, error_json(401, "missing or wrong API key", "UNAUTHENTICATED"));
@@ -113,16 +126,51 @@ void OpenAiHttpServer::add_routes() {
         res.status == 413 ? "the request body is too large" : "HTTP " + std::to_string(res.status);
     send_json(res, res.status, error_json(res.status, message, std::to_string(res.status)));
   });
-  server_->Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
+  auto model_json = [this](const std::string& name) {
+    return json{{"id", name},
+                {"object", "model"},
+                {"created", registry_.created(name)},
+                {"owned_by", "shardwise"},
+                {"max_model_len", registry_.context_length(name)}};
+  };
+  server_->Get("/v1/models", [this, model_json](const httplib::Request&, httplib::Response& res) {
     json data = json::array();
-    for (const std::string& name : registry_.models()) {
-      data.push_back({{"id", name},
-                      {"object", "model"},
-                      {"owned_by", "shardwise"},
-                      {"max_model_len", registry_.context_length(name)}});
-    }
+    for (const std::string& name : registry_.models()) data.push_back(model_json(name));
     send_json(res, 200, {{"object", "list"}, {"data", data}});
   });
+  // Model names may hold slashes ("meta-llama/Llama-3.1-8B").
+  server_->Get(R"(/v1/models/(.+))", [this, model_json](const httplib::Request& req,
+                                                        httplib::Response& res) {
+    const std::string name = req.matches[1];
+    const std::vector<std::string> models = registry_.models();
+    if (std::find(models.begin(), models.end(), name) == models.end()) {
+      return send_json(
+          res, 404,
+          error_json(404, fmt::format("The model '{}' does not exist", name), "model_not_found"));
+    }
+    send_json(res, 200, model_json(name));
+  });
+  server_->Post("/v1/embeddings", [this](const httplib::Request& req, httplib::Response& res) {
+    StatusOr<OpenAiEmbeddingRequest> request = parse_embedding_request(req.body);
+    if (!request.ok()) return send_error(res, request.status(), registry_.retry_after());
+    StatusOr<PreparedEmbedding> prepared = generation_.prepare(request->request);
+    if (!prepared.ok()) return send_error(res, prepared.status(), registry_.retry_after());
+    StatusOr<v1::EmbedResponse> embedded =
+        generation_.embed(*prepared, std::chrono::milliseconds(0));
+    if (!embedded.ok()) return send_error(res, embedded.status(), registry_.retry_after());
+    StatusOr<json> body = embedding_response(*request, *embedded);
+    if (!body.ok()) return send_error(res, body.status(), registry_.retry_after());
+    send_json(res, 200, *body);
+  });
+  for (const auto& route :
+       {std::pair("/tokenize", &tokenize_body), std::pair("/detokenize", &detokenize_body)}) {
+    const auto handler = route.second;  // a structured binding: clang 14 cannot capture it
+    server_->Post(route.first, [this, handler](const httplib::Request& req, httplib::Response& res) {
+      StatusOr<json> body = handler(req.body, registry_);
+      if (!body.ok()) return send_error(res, body.status(), registry_.retry_after());
+      send_json(res, 200, *body);
+    });
+  }
   for (const auto& route : {std::pair("/v1/completions", ApiKind::kCompletion),
                             std::pair("/v1/chat/completions", ApiKind::kChat)}) {
     const ApiKind kind = route.second;  // a structured binding: clang 14 cannot capture it
@@ -138,6 +186,7 @@ void OpenAiHttpServer::add_routes() {
       if (!request.ok()) return send_error(res, request.status(), registry_.retry_after());
       StatusOr<PreparedRequest> prepared = generation_.prepare(request->request);
       if (!prepared.ok()) return send_error(res, prepared.status(), registry_.retry_after());
+      prepared->decode_after_prompt = request->echo;
       if (request->stream) {
         auto state = std::make_shared<std::pair<OpenAiRequest, PreparedRequest>>(
             std::move(request).value(), std::move(prepared).value());
@@ -148,9 +197,9 @@ void OpenAiHttpServer::add_routes() {
             });
         return;
       }
-      OpenAiResponse response(*request, *prepared->tokenizer);
+      OpenAiResponse response(*request, *prepared);
       Status status = generation_.run(*prepared, [&](const v1::GenerateResponse& message) {
-        response.chunk(message);
+        response.chunks(message);
         return true;
       });
       if (!status.ok()) return send_error(res, status, registry_.retry_after());

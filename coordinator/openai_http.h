@@ -1,7 +1,8 @@
-// The OpenAI-compatible HTTP front end (cpp-httplib): GET /v1/models, POST /v1/completions,
-// POST /v1/chat/completions (stream: true -> server-sent events ending "data: [DONE]"),
-// GET /health (200 only when every known model has a live replica, with the replicas),
-// GET /health/live and /health/ready (probes: docs/operations.md) and GET /metrics.
+// The OpenAI-compatible HTTP front end (cpp-httplib): GET /v1/models and /v1/models/{id},
+// POST /v1/completions, POST /v1/chat/completions (stream: true -> server-sent events ending
+// "data: [DONE]"), POST /v1/embeddings, vLLM's POST /tokenize and /detokenize, GET /health
+// (200 only when every known model has a live replica, with the replicas), GET /health/live and
+// /health/ready (probes: docs/operations.md) and GET /metrics.
 #pragma once
 
 #include <memory>

@@ -1,11 +1,15 @@
 #include "coordinator/openai_protocol.h"
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 
 #include "common/json_depth.h"
+#include "coordinator/openai_fields.h"
+#include "tokenizer/chat_messages.h"
 
 namespace shardwise {
 namespace {
@@ -50,6 +54,27 @@ StatusOr<std::optional<T>> optional_field(const json& body, const char* name) {
 #define SW_OPTIONAL(type, var, body, name) \
   SW_ASSIGN_OR_RETURN(std::optional<type> var, optional_field<type>(body, name))
 
+// {"token id": bias, ...}: OpenAI's keys are token ids written as strings.
+Status parse_logit_bias(const json& body, v1::SamplingParams& s) {
+  auto it = body.find("logit_bias");
+  if (it == body.end() || it->is_null()) return ok_status();
+  if (!it->is_object()) return invalid_argument("'logit_bias' must be an object of token id: bias");
+  for (const auto& [key, bias] : it->items()) {
+    errno = 0;
+    char* end = nullptr;
+    const long long id = std::strtoll(key.c_str(), &end, 10);
+    if (key.empty() || *end != '\0' || errno != 0 || id < 0 || id > INT32_MAX) {
+      return invalid_argument("'logit_bias' key '{}' is not a token id", key);
+    }
+    if (!bias.is_number()) {
+      return invalid_argument("'logit_bias' of token {} must be a number, got {}", key,
+                              bias.dump());
+    }
+    (*s.mutable_logit_bias())[static_cast<int32_t>(id)] = bias.get<float>();
+  }
+  return ok_status();
+}
+
 Status parse_sampling(const json& body, ApiKind kind, v1::SamplingParams& s) {
   SW_OPTIONAL(double, temperature, body, "temperature");
   SW_OPTIONAL(double, top_p, body, "top_p");
@@ -83,6 +108,15 @@ Status parse_sampling(const json& body, ApiKind kind, v1::SamplingParams& s) {
     }
   }
   // Completions: "logprobs": N; chat: "logprobs": true with "top_logprobs": N.
+  if (auto it = body.find("stop_token_ids"); it != body.end() && !it->is_null()) {
+    if (!it->is_array() || !std::all_of(it->begin(), it->end(), [](const json& v) {
+          return v.is_number_integer() && v.get<int64_t>() >= 0 && v.get<int64_t>() <= INT32_MAX;
+        })) {
+      return invalid_argument("'stop_token_ids' must be an array of token ids");
+    }
+    for (const json& v : *it) s.add_stop_token_ids(v.get<int32_t>());
+  }
+  SW_RETURN_IF_ERROR(parse_logit_bias(body, s));
   if (kind == ApiKind::kCompletion) {
     SW_OPTIONAL(int64_t, logprobs, body, "logprobs");
     if (logprobs) s.set_logprobs(*logprobs);
@@ -100,16 +134,7 @@ Status parse_prompt(const json& body, ApiKind kind, v1::GenerateRequest& request
     if (it == body.end() || !it->is_array() || it->empty()) {
       return invalid_argument("'messages' must be a non-empty array");
     }
-    for (const json& m : *it) {
-      if (!m.is_object() || !m.contains("role") || !m["role"].is_string() ||
-          !m.contains("content") || !m["content"].is_string()) {
-        return invalid_argument("each message needs string 'role' and 'content'");
-      }
-      v1::ChatMessage* message = request.mutable_chat()->add_messages();
-      message->set_role(m["role"].get<std::string>());
-      message->set_content(m["content"].get<std::string>());
-    }
-    return ok_status();
+    return parse_chat_messages(*it, *request.mutable_chat());
   }
   auto it = body.find("prompt");
   if (it == body.end()) return invalid_argument("'prompt' is required");
@@ -128,13 +153,62 @@ Status parse_prompt(const json& body, ApiKind kind, v1::GenerateRequest& request
   return ok_status();
 }
 
-std::string new_id(ApiKind kind) {
-  static std::atomic<uint64_t> counter{0};
-  return fmt::format("{}-{}-{}", kind == ApiKind::kChat ? "chatcmpl" : "cmpl",
-                     std::chrono::system_clock::now().time_since_epoch().count(), ++counter);
+Status parse_stream_options(const json& body, OpenAiRequest& out) {
+  auto it = body.find("stream_options");
+  if (it == body.end() || it->is_null()) return ok_status();
+  if (!out.stream) return invalid_argument("'stream_options' is only allowed with stream: true");
+  if (!it->is_object()) return invalid_argument("'stream_options' must be an object");
+  for (const auto& [key, value] : it->items()) {
+    if (key != "include_usage") {
+      return invalid_argument("'stream_options.{}' is not supported: only include_usage", key);
+    }
+  }
+  SW_OPTIONAL(bool, include_usage, *it, "include_usage");
+  out.include_usage = include_usage.value_or(false);
+  return ok_status();
+}
+
+// n, best_of and echo: how many choices are generated and returned, and what they start with.
+Status parse_choices(const json& body, OpenAiRequest& out) {
+  v1::SamplingParams& sampling = *out.request.mutable_sampling();
+  SW_OPTIONAL(int64_t, n, body, "n");
+  SW_OPTIONAL(int64_t, best_of, body, "best_of");
+  SW_OPTIONAL(bool, echo, body, "echo");
+  if (n && (*n < 1 || *n > kMaxOpenAiChoices)) {
+    return invalid_argument("'n' must be in [1, {}], got {}", kMaxOpenAiChoices, *n);
+  }
+  out.n = static_cast<int>(n.value_or(1));
+  if (best_of) {
+    if (*best_of < out.n || *best_of > kMaxOpenAiChoices) {
+      return invalid_argument("'best_of' must be in [n, {}] (n = {}), got {}", kMaxOpenAiChoices,
+                              out.n, *best_of);
+    }
+    if (out.stream && *best_of > out.n) {
+      return invalid_argument("'best_of' > n cannot be streamed");
+    }
+  }
+  const int generated = static_cast<int>(best_of.value_or(out.n));
+  if (generated > 1) sampling.set_n(generated);
+  // Ranking by cumulative log-probability needs each token's.
+  if (generated > out.n && !sampling.has_logprobs()) sampling.set_logprobs(0);
+  out.echo = echo.value_or(false);
+  if (out.echo && out.logprobs) sampling.set_prompt_logprobs(sampling.logprobs());
+  return ok_status();
 }
 
 }  // namespace
+
+Status parse_chat_messages(const json& messages, v1::ChatMessages& out) {
+  SW_ASSIGN_OR_RETURN(json normalised, template_messages(messages));
+  for (const json& m : normalised) {
+    v1::ChatMessage* message = out.add_messages();
+    message->set_role(m["role"].get<std::string>());
+    message->set_content(m["content"].get<std::string>());
+    message->set_name(m.value("name", ""));
+    message->set_tool_call_id(m.value("tool_call_id", ""));
+  }
+  return ok_status();
+}
 
 StatusOr<OpenAiRequest> parse_openai_request(std::string_view body, ApiKind kind) {
   if (json_nesting_depth(body) > kMaxJsonDepth) {
@@ -148,112 +222,16 @@ StatusOr<OpenAiRequest> parse_openai_request(std::string_view body, ApiKind kind
   SW_OPTIONAL(std::string, model, parsed, "model");
   if (!model || model->empty()) return invalid_argument("'model' is required");
   out.request.set_model(*model);
-  SW_OPTIONAL(int64_t, n, parsed, "n");
-  if (n.value_or(1) != 1) return invalid_argument("only n = 1 is supported, got {}", *n);
+  SW_RETURN_IF_ERROR(check_request_fields(parsed, kind));
   SW_OPTIONAL(bool, stream, parsed, "stream");
   out.stream = stream.value_or(false);
+  SW_RETURN_IF_ERROR(parse_stream_options(parsed, out));
   SW_RETURN_IF_ERROR(parse_prompt(parsed, kind, out.request));
-  SW_RETURN_IF_ERROR(parse_sampling(parsed, kind, *out.request.mutable_sampling()));
-  out.logprobs = out.request.sampling().has_logprobs();
+  v1::SamplingParams& sampling = *out.request.mutable_sampling();
+  SW_RETURN_IF_ERROR(parse_sampling(parsed, kind, sampling));
+  out.logprobs = sampling.has_logprobs();
+  SW_RETURN_IF_ERROR(parse_choices(parsed, out));
   return out;
-}
-
-OpenAiResponse::OpenAiResponse(const OpenAiRequest& request, const Tokenizer& tokenizer)
-    : kind_(request.kind),
-      logprobs_(request.logprobs),
-      tokenizer_(tokenizer),
-      id_(new_id(request.kind)),
-      model_(request.request.model()),
-      created_(std::chrono::duration_cast<std::chrono::seconds>(
-                   std::chrono::system_clock::now().time_since_epoch())
-                   .count()) {}
-
-std::string OpenAiResponse::token_text(int32_t id) const {
-  const int32_t ids[] = {id};
-  StatusOr<std::string> text = tokenizer_.decode(ids, /*skip_special_tokens=*/false);
-  return text.ok() ? *text : "";
-}
-
-// Chat: {"content": [{"token", "logprob", "top_logprobs": [{"token", "logprob"}]}]};
-// completions: {"tokens", "token_logprobs", "top_logprobs": [{token: logprob}]}.
-json OpenAiResponse::logprobs_of(const v1::GenerateResponse& message) const {
-  if (!logprobs_ || message.token_ids().empty()) return nullptr;
-  const std::string token = token_text(message.token_ids(0));
-  if (kind_ == ApiKind::kChat) {
-    json top = json::array();
-    for (const auto& t : message.top_logprobs()) {
-      top.push_back({{"token", token_text(t.token_id())}, {"logprob", t.logprob()}});
-    }
-    return {{"token", token}, {"logprob", message.logprob()}, {"top_logprobs", top}};
-  }
-  json top = json::object();
-  for (const auto& t : message.top_logprobs()) top[token_text(t.token_id())] = t.logprob();
-  return {{"token", token}, {"logprob", message.logprob()}, {"top", top}};
-}
-
-json OpenAiResponse::chunk(const v1::GenerateResponse& message) {
-  text_ += message.text();
-  json finish = message.finish_reason().empty() ? json(nullptr) : json(message.finish_reason());
-  if (!message.finish_reason().empty()) {
-    finish_reason_ = message.finish_reason();
-    const int prompt = message.usage().prompt_tokens(),
-              completion = message.usage().completion_tokens();
-    usage_ = {{"prompt_tokens", prompt},
-              {"completion_tokens", completion},
-              {"total_tokens", prompt + completion}};
-  }
-  json lp = logprobs_of(message);
-  if (!lp.is_null()) all_logprobs_.push_back(lp);
-  json choice = {{"index", 0}, {"finish_reason", finish}};
-  if (kind_ == ApiKind::kChat) {
-    json delta = {{"content", message.text()}};
-    if (first_chunk_) delta["role"] = "assistant";
-    choice["delta"] = delta;
-    choice["logprobs"] = lp.is_null() ? json(nullptr) : json{{"content", json::array({lp})}};
-  } else {
-    choice["text"] = message.text();
-    choice["logprobs"] = lp.is_null() ? json(nullptr)
-                                      : json{{"tokens", {lp["token"]}},
-                                             {"token_logprobs", {lp["logprob"]}},
-                                             {"top_logprobs", {lp["top"]}}};
-  }
-  first_chunk_ = false;
-  json out = {{"id", id_},
-              {"object", kind_ == ApiKind::kChat ? "chat.completion.chunk" : "text_completion"},
-              {"created", created_},
-              {"model", model_},
-              {"choices", {choice}}};
-  if (!usage_.is_null()) out["usage"] = usage_;
-  return out;
-}
-
-json OpenAiResponse::full() const {
-  json choice = {{"index", 0}, {"finish_reason", finish_reason_}};
-  json lp = nullptr;
-  if (logprobs_ && kind_ == ApiKind::kChat) {
-    lp = {{"content", all_logprobs_}};
-  } else if (logprobs_) {
-    lp = {{"tokens", json::array()},
-          {"token_logprobs", json::array()},
-          {"top_logprobs", json::array()}};
-    for (const json& t : all_logprobs_) {
-      lp["tokens"].push_back(t["token"]);
-      lp["token_logprobs"].push_back(t["logprob"]);
-      lp["top_logprobs"].push_back(t["top"]);
-    }
-  }
-  choice["logprobs"] = lp;
-  if (kind_ == ApiKind::kChat) {
-    choice["message"] = {{"role", "assistant"}, {"content", text_}};
-  } else {
-    choice["text"] = text_;
-  }
-  return {{"id", id_},
-          {"object", kind_ == ApiKind::kChat ? "chat.completion" : "text_completion"},
-          {"created", created_},
-          {"model", model_},
-          {"choices", {choice}},
-          {"usage", usage_}};
 }
 
 json error_body(const Status& status) {

@@ -1,6 +1,6 @@
 // The OpenAI wire format, kept apart from the HTTP server so it can be tested alone:
-// /v1/completions and /v1/chat/completions bodies -> v1::GenerateRequest, and
-// v1::GenerateResponse messages -> OpenAI responses and stream chunks.
+// /v1/completions and /v1/chat/completions bodies -> v1::GenerateRequest (the responses are
+// built by openai_response.h), and the error shape.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -15,41 +15,27 @@ namespace shardwise {
 
 enum class ApiKind { kCompletion, kChat };
 
+// n and best_of: at most this many choices (as coordinator/generation.h's kMaxChoices).
+inline constexpr int kMaxOpenAiChoices = 16;
+
 struct OpenAiRequest {
   ApiKind kind = ApiKind::kCompletion;
-  v1::GenerateRequest request;
+  v1::GenerateRequest request;  // sampling.n: the choices generated (best_of when given)
   bool stream = false;
-  bool logprobs = false;  // the response carries log-probabilities
+  bool include_usage = false;  // stream_options.include_usage: a last chunk with the usage
+  bool logprobs = false;       // the response carries log-probabilities
+  int n = 1;                   // choices returned: with best_of, the n of highest cumulative
+                               // log-probability among the best_of generated
+  bool echo = false;           // completions: each choice's text starts with the prompt
 };
 
-// INVALID_ARGUMENT naming the field for malformed JSON, missing fields, wrong types, n != 1.
+// INVALID_ARGUMENT naming the field for malformed JSON, missing fields, wrong types, values out
+// of range and fields shardwise does not support (openai_fields.h).
 StatusOr<OpenAiRequest> parse_openai_request(std::string_view body, ApiKind kind);
 
-// Builds the response of one request from its stream of messages.
-class OpenAiResponse {
- public:
-  OpenAiResponse(const OpenAiRequest& request, const Tokenizer& tokenizer);
-
-  // The stream chunk for `message` (also added to the full response).
-  nlohmann::json chunk(const v1::GenerateResponse& message);
-  // The non-streamed response, after every message went through chunk().
-  nlohmann::json full() const;
-
- private:
-  nlohmann::json logprobs_of(const v1::GenerateResponse& message) const;
-  std::string token_text(int32_t id) const;
-
-  ApiKind kind_;
-  bool logprobs_;
-  const Tokenizer& tokenizer_;
-  std::string id_, model_;
-  int64_t created_;
-  bool first_chunk_ = true;
-  std::string text_;
-  std::string finish_reason_;
-  nlohmann::json all_logprobs_ = nlohmann::json::array();
-  nlohmann::json usage_;
-};
+// Chat messages (content a string or an array of text parts; role, name, tool_call_id) into
+// `out`; INVALID_ARGUMENT naming the message for anything else (other part types, tool_calls).
+Status parse_chat_messages(const nlohmann::json& messages, v1::ChatMessages& out);
 
 // {"error": {"message", "type", "code"}} and the HTTP status for `status`.
 nlohmann::json error_body(const Status& status);

@@ -19,6 +19,12 @@ int64_t to_ns(Clock::time_point t) {
 
 Clock::time_point from_ns(int64_t ns) { return Clock::time_point(std::chrono::nanoseconds(ns)); }
 
+int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 // A card from before Device (or a client that left it unset) runs on the CPU.
 v1::Device device_of(const v1::ModelCard& card) {
   return card.device() == v1::DEVICE_CUDA ? v1::DEVICE_CUDA : v1::DEVICE_CPU;
@@ -96,7 +102,11 @@ Registry::Registry(std::chrono::milliseconds heartbeat_interval, int missed_hear
 
 void Registry::expect_models(const std::vector<std::string>& models) {
   std::lock_guard lock(mutex_);
-  for (const std::string& model : models) by_model_[model].expected = true;
+  for (const std::string& model : models) {
+    ModelEntry& entry = by_model_[model];
+    entry.expected = true;
+    if (entry.created == 0) entry.created = unix_now();
+  }
 }
 
 Status Registry::admit_locked(const v1::ModelCard& card, const std::string& digest,
@@ -230,7 +240,9 @@ StatusOr<Registration> Registry::register_replica(const v1::ModelCard& card) {
     r->close_session();
     remove_locked(r);
   }
-  by_model_[card.name()].replicas.push_back(replica);
+  ModelEntry& entry = by_model_[card.name()];
+  entry.replicas.push_back(replica);
+  if (entry.created == 0) entry.created = unix_now();
   by_id_[replica->id] = replica;
   log()->info("replica {} of {} registered: {} {} tp={} capacity={}", replica->id, card.name(),
               card.address(), device_name(card.device()), card.tp(), card.capacity());
@@ -322,7 +334,8 @@ std::chrono::seconds Registry::retry_after() const {
 }
 
 StatusOr<std::shared_ptr<Replica>> Registry::pick(const std::string& model, v1::Priority priority,
-                                                  const std::set<std::string>& exclude) const {
+                                                  const std::set<std::string>& exclude,
+                                                  const std::string& preferred_id) const {
   std::lock_guard lock(mutex_);
   auto it = by_model_.find(model);
   if (it == by_model_.end()) return unknown_model(model);
@@ -345,6 +358,10 @@ StatusOr<std::shared_ptr<Replica>> Registry::pick(const std::string& model, v1::
     capacity += std::max(1, r->card.capacity());
     outstanding += r->outstanding;
     if (!best || rank(*r) < rank(*best)) best = r;
+  }
+  for (const std::shared_ptr<Replica>& r : list) {
+    if (!preferred_id.empty() && r->id == preferred_id && r->live && !exclude.count(r->id))
+      best = r;
   }
   if (!best) return unavailable("model '{}' has no live replica", model);
   if (outstanding >= capacity + options_.router.max_queued) {
@@ -374,6 +391,12 @@ int Registry::context_length(const std::string& model) const {
   std::lock_guard lock(mutex_);
   const Replica* r = representative_locked(model);
   return r ? r->card.context_length() : 0;
+}
+
+int64_t Registry::created(const std::string& model) const {
+  std::lock_guard lock(mutex_);
+  auto it = by_model_.find(model);
+  return it == by_model_.end() ? 0 : it->second.created;
 }
 
 std::vector<std::shared_ptr<Replica>> Registry::replicas() const {

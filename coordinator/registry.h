@@ -137,9 +137,12 @@ class Registry {
 
   // Least outstanding work among live replicas of `model` not in `exclude`: NOT_FOUND for an
   // unknown model (UNAVAILABLE during the registration window), UNAVAILABLE when none is live,
-  // RESOURCE_EXHAUSTED when the queue is full.
+  // RESOURCE_EXHAUSTED when the queue is full. The replica named `preferred_id` wins while it is
+  // live and not excluded (the choices of one request go where the first went, to share its
+  // prompt's cache blocks).
   StatusOr<std::shared_ptr<Replica>> pick(const std::string& model, v1::Priority priority,
-                                          const std::set<std::string>& exclude) const;
+                                          const std::set<std::string>& exclude,
+                                          const std::string& preferred_id = "") const;
   // A tokenizer of `model` (NOT_FOUND, or UNAVAILABLE during the registration window, when no
   // replica registered it).
   StatusOr<std::shared_ptr<const Tokenizer>> tokenizer(const std::string& model) const;
@@ -147,6 +150,9 @@ class Registry {
   // When a client refused with UNAVAILABLE should try again: the rest of the registration
   // window, or one second.
   std::chrono::seconds retry_after() const;
+  // Unix seconds when `model` was first expected or registered (OpenAI's `created`) since it
+  // was last freed; 0 if unknown.
+  int64_t created(const std::string& model) const;
 
   std::vector<std::shared_ptr<Replica>> replicas() const;
   std::vector<std::string> models() const;
@@ -161,6 +167,7 @@ class Registry {
   struct ModelEntry {
     std::vector<std::shared_ptr<Replica>> replicas;
     bool expected = false;  // named by expect_models: kept with no replicas
+    int64_t created = 0;    // Unix seconds: first expected or registered
   };
 
   // Whether `card` may join now, and what must go to make room. Requires mutex_.

@@ -4,9 +4,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <set>
 
 #include "common/check.h"
+#include "common/dtype.h"
 #include "common/logging.h"
 #include "kernels/cpu/rotary.h"
 #include "kernels/cuda/device.h"
@@ -277,6 +279,7 @@ void CudaLlamaModel::forward_layers(int n_tokens, int n_seqs, int max_query_len,
 bool CudaLlamaModel::graph_eligible(const ForwardBatch& batch, const CudaKvCache& cache) const {
   if (!options_.cuda_graphs || batch.n_tokens() > options_.max_graph_batch) return false;
   if (batch.logit_rows.size() > batch.token_ids.size()) return false;  // repeated rows
+  if (!batch.hidden_rows.empty()) return false;  // embeddings: read the eager step's buffers
   // The graph's attention grid covers min(context window, cache slots) tokens.
   const int max_context = std::min(config_.max_position_embeddings, cache.num_slots());
   for (int32_t position : batch.positions) {
@@ -387,12 +390,26 @@ StatusOr<const float*> CudaLlamaModel::run_decode_graph(const ForwardBatch& batc
 StatusOr<std::vector<float>> CudaLlamaModel::forward(const ForwardBatch& batch,
                                                      CudaKvCache& cache) {
   SW_ASSIGN_OR_RETURN(const float* logits, run(batch, cache));
-  std::vector<float> host(batch.logit_rows.size() * static_cast<std::size_t>(config_.vocab_size));
+  const std::size_t n_logits =
+      batch.logit_rows.size() * static_cast<std::size_t>(config_.vocab_size);
+  std::vector<float> host(n_logits);
   if (!host.empty()) {
     CUDA_CHECK(cudaMemcpyAsync(host.data(), logits, host.size() * sizeof(float),
                                cudaMemcpyDeviceToHost, stream_));
   }
+  // The hidden rows (embeddings) come from the final norm's output, in the model's dtype.
+  const std::size_t row_bytes = config_.hidden_size * dtype_size(options_.dtype);
+  std::vector<std::byte> hidden(batch.hidden_rows.size() * row_bytes);
+  for (std::size_t i = 0; i < batch.hidden_rows.size(); ++i) {
+    CUDA_CHECK(cudaMemcpyAsync(hidden.data() + i * row_bytes,
+                               static_cast<const std::byte*>(buffers_.normed) +
+                                   static_cast<std::size_t>(batch.hidden_rows[i]) * row_bytes,
+                               row_bytes, cudaMemcpyDeviceToHost, stream_));
+  }
   CUDA_CHECK(cudaStreamSynchronize(stream_));
+  host.resize(n_logits + batch.hidden_rows.size() * config_.hidden_size);
+  convert_to_f32(host.data() + n_logits, hidden.data(), options_.dtype,
+                 batch.hidden_rows.size() * config_.hidden_size);
   return host;
 }
 
@@ -409,6 +426,7 @@ StatusOr<std::vector<int32_t>> CudaLlamaModel::forward_and_sample(
     return invalid_argument("{} sampling rows for {} logit rows", rows.size(),
                             batch.logit_rows.size());
   }
+  if (!batch.hidden_rows.empty()) return invalid_argument("a sampled step returns no hidden rows");
   SW_ASSIGN_OR_RETURN(const float* logits, run(batch, cache));
   const int n_rows = static_cast<int>(rows.size());
   std::vector<int32_t> tokens(n_rows);

@@ -73,7 +73,8 @@ class CudaLlamaModel {
   void release_step_buffers();
 
   // Writes the batch's K/V into `cache` and returns the logits of batch.logit_rows over the
-  // full vocabulary, [n_rows, vocab_size], on the host.
+  // full vocabulary, [n_rows, vocab_size], then the final normed hidden states of
+  // batch.hidden_rows in F32, [n_hidden, hidden_size], on the host.
   StatusOr<std::vector<float>> forward(const ForwardBatch& batch, CudaKvCache& cache);
   // As forward(), then samples one token per logit row on the device (rows[i] for
   // batch.logit_rows[i]) and copies only the token ids back.

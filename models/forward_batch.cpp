@@ -1,5 +1,7 @@
 #include "models/forward_batch.h"
 
+#include <algorithm>
+
 namespace shardwise {
 
 Status validate_batch(const LlamaConfig& config, const CacheGeometry& cache,
@@ -50,7 +52,20 @@ Status validate_batch(const LlamaConfig& config, const CacheGeometry& cache,
     if (row < 0 || static_cast<std::size_t>(row) >= n)
       return invalid_argument("logit row {} out of range", row);
   }
+  for (int32_t row : batch.hidden_rows) {
+    if (row < 0 || static_cast<std::size_t>(row) >= n)
+      return invalid_argument("hidden row {} out of range", row);
+  }
   return ok_status();
+}
+
+void append_hidden_rows(const ForwardBatch& batch, const float* hidden_states, int hidden,
+                        std::vector<float>& out) {
+  out.reserve(out.size() + batch.hidden_rows.size() * hidden);
+  for (int32_t row : batch.hidden_rows) {
+    const float* state = hidden_states + static_cast<std::size_t>(row) * hidden;
+    out.insert(out.end(), state, state + hidden);
+  }
 }
 
 }  // namespace shardwise

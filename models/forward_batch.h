@@ -20,6 +20,10 @@ struct ForwardBatch {
   std::vector<int32_t> block_tables;  // [n_seqs, max_blocks_per_seq] cache blocks of each sequence
   int max_blocks_per_seq = 0;
   std::vector<int32_t> logit_rows;  // [n_rows] tokens whose next-token logits are wanted
+  // [n_hidden] tokens whose final (normed) hidden state is wanted (embeddings): forward returns
+  // them after the logits, [n_rows * vocab_size + n_hidden * hidden_size] floats. They take no
+  // collective, so only the leader's copy of a batch has them (StepPlans do not carry them).
+  std::vector<int32_t> hidden_rows;
 
   int n_tokens() const { return static_cast<int>(token_ids.size()); }
   int n_seqs() const {
@@ -40,5 +44,10 @@ struct CacheGeometry {
 // position past the window) naming the first offending entry.
 Status validate_batch(const LlamaConfig& config, const CacheGeometry& cache,
                       const ForwardBatch& batch);
+
+// Appends the batch's hidden rows of `hidden_states` [n_tokens, hidden] to `out`: the one place
+// a model turns its final normed activations into forward()'s trailing hidden rows.
+void append_hidden_rows(const ForwardBatch& batch, const float* hidden_states, int hidden,
+                        std::vector<float>& out);
 
 }  // namespace shardwise

@@ -136,7 +136,9 @@ StatusOr<std::vector<float>> LlamaModel::forward(const ForwardBatch& batch, Page
                  weights_.lm_head_weight(hidden), n_rows, static_cast<int>(weights_.vocab.size()),
                  hidden);
   }
-  return gather_logits(local_logits, n_rows);
+  std::vector<float> out = gather_logits(local_logits, n_rows);
+  append_hidden_rows(batch, normed.data(), hidden, out);
+  return out;
 }
 
 StatusOr<std::unique_ptr<LlamaModel>> load_llama_model(const std::filesystem::path& model_dir,

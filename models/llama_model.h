@@ -25,7 +25,8 @@ class LlamaModel {
   PagedKvCache make_kv_cache(int num_blocks, int block_size) const;
 
   // Validates the batch, writes its tokens' K/V into `cache` and returns the logits of
-  // batch.logit_rows over the full vocabulary: [n_rows, vocab_size].
+  // batch.logit_rows over the full vocabulary, [n_rows, vocab_size], then the final normed
+  // hidden states of batch.hidden_rows, [n_hidden, hidden_size].
   StatusOr<std::vector<float>> forward(const ForwardBatch& batch, PagedKvCache& cache);
   // The checks forward() makes first: ids in the vocabulary, positions in the context window,
   // slots and block tables inside the cache.

@@ -19,7 +19,10 @@ packages=(
   slurmctld slurmd slurm-client munge iproute2 procps util-linux
   grpc-proto prometheus debootstrap debian-archive-keyring systemd
   clang libclang-rt-14-dev libomp-dev llvm  # scripts/fuzz.sh: libFuzzer, its OpenMP, symbolizer
+  nodejs
 )
+# npm comes with some nodejs builds (NodeSource's) and is its own Debian package otherwise.
+command -v npm >/dev/null || packages+=(npm)
 
 missing=()
 for package in "${packages[@]}"; do
@@ -28,12 +31,13 @@ for package in "${packages[@]}"; do
 done
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all ${#packages[@]} packages present"
-  exit 0
+else
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "install-deps: installing ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  echo "install-deps: done"
 fi
-
-sudo=""
-[ "$(id -u)" -eq 0 ] || sudo="sudo"
-echo "install-deps: installing ${missing[*]}"
-$sudo apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-echo "install-deps: done"
+# The official openai client for tests/coordinator/openai_npm_test.sh (from the npm registry).
+"$(dirname "$0")/install-npm-client.sh"

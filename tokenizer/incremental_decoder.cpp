@@ -6,8 +6,18 @@
 
 namespace shardwise {
 
-IncrementalDecoder::IncrementalDecoder(const Tokenizer& tokenizer, bool skip_special_tokens)
-    : tokenizer_(tokenizer), skip_special_tokens_(skip_special_tokens) {}
+IncrementalDecoder::IncrementalDecoder(const Tokenizer& tokenizer, bool skip_special_tokens,
+                                       std::span<const int32_t> context)
+    : tokenizer_(tokenizer), skip_special_tokens_(skip_special_tokens) {
+  ids_.assign(context.begin(), context.end());
+  StatusOr<std::string> text = decode_from(0, ids_.size());
+  if (!text.ok()) {  // ids outside the vocabulary: no context
+    ids_.clear();
+    return;
+  }
+  read_offset_ = ids_.size();
+  prefix_text_ = std::move(text).value();
+}
 
 StatusOr<std::string> IncrementalDecoder::decode_from(std::size_t begin, std::size_t end) const {
   return tokenizer_.decode(std::span<const int32_t>(ids_).subspan(begin, end - begin),

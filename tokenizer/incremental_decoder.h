@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -16,8 +17,11 @@ namespace shardwise {
 
 class IncrementalDecoder {
  public:
-  // `tokenizer` must outlive the decoder.
-  IncrementalDecoder(const Tokenizer& tokenizer, bool skip_special_tokens);
+  // `tokenizer` must outlive the decoder. With `context` (e.g. the prompt's last ids) the
+  // first pushed id decodes as their continuation, keeping a leading space that decoders drop
+  // at the start of a text; the context itself is not returned.
+  IncrementalDecoder(const Tokenizer& tokenizer, bool skip_special_tokens,
+                     std::span<const int32_t> context = {});
 
   // Appends one id; returns the newly final text (often empty while bytes are pending).
   // An id outside the vocabulary -> OUT_OF_RANGE, and the decoder is left unchanged.

@@ -14,8 +14,12 @@
 #include "shard/cli/cli_support.h"
 #include "shard/cli/device_flags.h"
 #include "shard/cli/generation_output.h"
+#include "shard/cli/openai_batch.h"
 #include "shard/engine/engine.h"
 #include "shard/runner/replica.h"
+#include "tokenizer/chat_messages.h"
+#include "tokenizer/incremental_decoder.h"
+#include "tokenizer/stop_strings.h"
 #include "tokenizer/tokenizer.h"
 
 namespace shardwise::cli {
@@ -71,10 +75,17 @@ class TextCodec {
     if (tokenizer_) return tokenizer_->encode(text, /*add_special_tokens=*/true);
     return failed_precondition("\"prompt\" needs the model's tokenizer.json; give token_ids");
   }
-  std::optional<std::string> decode(const std::vector<int32_t>& ids) const {
-    if (tokenizer_) return value_or_fail(tokenizer_->decode(ids, /*skip_special_tokens=*/true));
-    return std::nullopt;
+  // Chat messages through the model's chat template, then encoded.
+  StatusOr<std::vector<int32_t>> encode_chat(const json& messages) const {
+    if (!tokenizer_ || !tokenizer_->has_chat_template()) {
+      return failed_precondition("\"messages\" need the model's chat template");
+    }
+    SW_ASSIGN_OR_RETURN(json normalised, template_messages(messages));
+    SW_ASSIGN_OR_RETURN(std::string text, tokenizer_->apply_chat_template(normalised, true));
+    // The template writes the special tokens (BOS) itself.
+    return tokenizer_->encode(text, /*add_special_tokens=*/false);
   }
+  const Tokenizer* tokenizer() const { return tokenizer_.get(); }
 
  private:
   std::unique_ptr<Tokenizer> tokenizer_;
@@ -108,31 +119,9 @@ class ProgressBar {
   Clock::time_point last_draw_{};
 };
 
-struct Result {
-  std::vector<int32_t> tokens;
-  std::vector<TokenLogprobs> logprobs;
-  std::string finish_reason;
-  std::string error;
-};
-
-int auto_num_blocks(const LlamaConfig& c, const std::vector<Request>& requests, int block_size) {
-  // K and V, every layer, fp32.
-  const double block_bytes =
-      2.0 * c.num_hidden_layers * block_size * c.num_key_value_heads * c.head_dim * sizeof(float);
-  long long all_at_once = 0, largest = 0;
-  for (const auto& request : requests) {
-    const long long blocks =
-        (request.prompt_ids.size() + request.sampling.max_tokens + block_size - 1) / block_size;
-    all_at_once += blocks;
-    largest = std::max(largest, blocks);
-  }
-  const long long affordable = static_cast<long long>(kAutoCacheBytes / block_bytes);
-  return static_cast<int>(std::max(largest, std::min(all_at_once, affordable)));
-}
-
-json result_line(const json& id, const Result& result, const TextCodec& codec) {
+json result_line(const json& id, const BatchResult& result, const TextCodec& codec) {
   json line = {{"id", id}, {"token_ids", result.tokens}};
-  if (auto text = codec.decode(result.tokens)) line["text"] = *text;
+  if (codec.tokenizer()) line["text"] = result.text;
   line["finish_reason"] = result.finish_reason;
   if (!result.error.empty()) line["error"] = result.error;
   if (!result.logprobs.empty()) {
@@ -145,29 +134,103 @@ json result_line(const json& id, const Result& result, const TextCodec& codec) {
   return line;
 }
 
-// The engine requests of the input lines, prompts encoded; a bad line fails naming it.
-std::vector<Request> build_requests(const BatchOptions& options, std::vector<NumberedItem>& items,
-                                    const TextCodec& codec) {
-  std::vector<Request> requests(items.size());
+// One engine request: choice `choice` of input line `item`.
+struct Job {
+  std::size_t item = 0;
+  int choice = 0;
+  Request request;
+};
+
+// A line's prompt as token ids: given, encoded, or rendered through the chat template.
+StatusOr<std::vector<int32_t>> prompt_of(BatchItem& item, const TextCodec& codec) {
+  if (item.prompt) return codec.encode(*item.prompt);
+  if (!item.messages.is_null()) return codec.encode_chat(item.messages);
+  return std::move(item.token_ids);
+}
+
+// The engine requests of the input lines, prompts encoded. A bad shardwise line fails naming
+// it; an OpenAI line's problem becomes its item's error, answered in its output line.
+std::vector<Job> build_jobs(const BatchOptions& options, std::vector<NumberedItem>& items,
+                            const TextCodec& codec, std::vector<int>& prompt_tokens) {
+  std::vector<Job> jobs;
+  prompt_tokens.assign(items.size(), 0);
   for (std::size_t i = 0; i < items.size(); ++i) {
     BatchItem& item = items[i].item;
-    if (item.prompt) {
-      auto ids = codec.encode(*item.prompt);
-      if (!ids.ok()) {
-        fail(ids.status().with_context(fmt::format("{} line {}", options.input, items[i].line)));
-      }
-      item.token_ids = std::move(ids).value();
+    if (!item.error.ok()) continue;
+    Status status = ok_status();
+    if (!item.stop.empty() && !codec.tokenizer()) {
+      status = failed_precondition("\"stop\" needs the model's tokenizer.json");
     }
-    requests[i].prompt_ids = std::move(item.token_ids);
-    requests[i].sampling = std::move(item.sampling);
+    StatusOr<std::vector<int32_t>> ids = prompt_of(item, codec);
+    if (status.ok()) status = ids.status();
+    if (!status.ok() && item.format == BatchFormat::kOpenAi) {
+      item.error = status;
+      continue;
+    }
+    if (!status.ok()) {
+      fail(status.with_context(fmt::format("{} line {}", options.input, items[i].line)));
+    }
+    prompt_tokens[i] = static_cast<int>(ids->size());
+    for (int choice = 0; choice < item.n; ++choice) {
+      Job job{i, choice, {}};
+      job.request.prompt_ids = *ids;
+      job.request.sampling = item.sampling;
+      job.request.sampling.seed += choice;
+      jobs.push_back(std::move(job));
+    }
   }
-  return requests;
+  return jobs;
 }
+
+int auto_num_blocks(const LlamaConfig& c, const std::vector<Job>& jobs, int block_size) {
+  // K and V, every layer, fp32.
+  const double block_bytes =
+      2.0 * c.num_hidden_layers * block_size * c.num_key_value_heads * c.head_dim * sizeof(float);
+  long long all_at_once = 0, largest = 1;
+  for (const Job& job : jobs) {
+    const Request& request = job.request;
+    const long long blocks =
+        (request.prompt_ids.size() + request.sampling.max_tokens + block_size - 1) / block_size;
+    all_at_once += blocks;
+    largest = std::max(largest, blocks);
+  }
+  const long long affordable = static_cast<long long>(kAutoCacheBytes / block_bytes);
+  return static_cast<int>(std::max(largest, std::min(all_at_once, affordable)));
+}
+
+// Follows one request's tokens as text, cut at its line's stop strings (the engine request is
+// cancelled at a match, which then finishes with "stop").
+class TextTracker {
+ public:
+  TextTracker(const Tokenizer* tokenizer, const std::vector<std::string>& stop) : matcher_(stop) {
+    if (tokenizer) decoder_.emplace(*tokenizer, /*skip_special_tokens=*/true);
+  }
+  // Returns true when a stop string matched.
+  bool push(int32_t token, BatchResult& result) {
+    if (!decoder_ || matcher_.matched()) return false;
+    result.text += matcher_.push(value_or_fail(decoder_->push(token)));
+    return matcher_.matched();
+  }
+  void finish(BatchResult& result) {
+    if (!decoder_) return;
+    if (matcher_.matched()) {
+      result.finish_reason = "stop";
+      return;
+    }
+    result.text += matcher_.push(value_or_fail(decoder_->flush()));
+    result.text += matcher_.flush();
+  }
+
+ private:
+  std::optional<IncrementalDecoder> decoder_;
+  StopStringMatcher matcher_;
+};
 
 void run_batch(const BatchOptions& options) {
   auto items = read_items(options.input);
   const TextCodec codec(options.model_dir);
-  std::vector<Request> requests = build_requests(options, items, codec);
+  std::vector<int> prompt_tokens;
+  std::vector<Job> jobs = build_jobs(options, items, codec, prompt_tokens);
 
   // With --tp, every rank reads the same input (so all size the cache alike) and loads its
   // slice; followers then execute the leader's StepPlans until it shuts them down.
@@ -193,7 +256,7 @@ void run_batch(const BatchOptions& options) {
   replica_options.num_kv_blocks = options.num_kv_blocks;
   if (options.num_kv_blocks == 0 && options.device.device == Device::kCpu) {
     const LlamaConfig config = value_or_fail(load_llama_config(options.model_dir));
-    replica_options.num_kv_blocks = auto_num_blocks(config, requests, options.block_size);
+    replica_options.num_kv_blocks = auto_num_blocks(config, jobs, options.block_size);
   }
   auto replica = value_or_fail(make_replica(replica_options, {session.get(), comm.get(), timeout}));
   if (comm->rank() != 0) {
@@ -207,30 +270,46 @@ void run_batch(const BatchOptions& options) {
   engine_options.scheduler.max_num_seqs = options.max_num_seqs;
   engine_options.enable_prefix_caching = !options.no_prefix_caching;
   Engine engine(runner, engine_options);
-  log()->info("batch: {} requests, KV cache {} blocks of {} tokens", requests.size(), num_blocks,
+  log()->info("batch: {} requests, KV cache {} blocks of {} tokens", jobs.size(), num_blocks,
               options.block_size);
 
   // Every request is validated before any step runs.
-  std::vector<Result> results(requests.size());
+  std::vector<std::vector<BatchResult>> results(items.size());
+  for (std::size_t i = 0; i < items.size(); ++i) results[i].resize(items[i].item.n);
+  std::vector<TextTracker> trackers;
+  std::vector<RequestId> ids(jobs.size());
+  trackers.reserve(jobs.size());
   int done = 0;
-  for (std::size_t i = 0; i < requests.size(); ++i) {
-    requests[i].on_event = [&result = results[i], &done](const StreamEvent& event) {
-      if (event.token) result.tokens.push_back(*event.token);
+  for (std::size_t j = 0; j < jobs.size(); ++j) {
+    NumberedItem& numbered = items[jobs[j].item];
+    BatchResult& result = results[jobs[j].item][jobs[j].choice];
+    TextTracker& tracker = trackers.emplace_back(codec.tokenizer(), numbered.item.stop);
+    jobs[j].request.on_event = [&, j](const StreamEvent& event) {
+      if (event.token) {
+        result.tokens.push_back(*event.token);
+        if (tracker.push(*event.token, result)) engine.cancel(ids[j]);
+      }
       if (event.logprobs) result.logprobs.push_back(*event.logprobs);
       if (event.finish_reason) {
         result.finish_reason = finish_reason_name(*event.finish_reason);
         result.error = event.error;
+        tracker.finish(result);
         ++done;
       }
     };
-    auto id = engine.add_request(std::move(requests[i]));
-    if (!id.ok()) {
-      fail(id.status().with_context(fmt::format("{} line {}", options.input, items[i].line)));
+    auto id = engine.add_request(std::move(jobs[j].request));
+    if (id.ok()) {
+      ids[j] = *id;
+    } else if (numbered.item.format == BatchFormat::kOpenAi) {
+      numbered.item.error = id.status();
+      ++done;
+    } else {
+      fail(id.status().with_context(fmt::format("{} line {}", options.input, numbered.line)));
     }
   }
 
   const auto start = Clock::now();
-  ProgressBar progress(static_cast<int>(results.size()));
+  ProgressBar progress(static_cast<int>(jobs.size()));
   while (engine.has_unfinished()) {
     const Status status = engine.step();
     if (!status.ok()) fail(status);
@@ -241,15 +320,20 @@ void run_batch(const BatchOptions& options) {
 
   std::ofstream out(options.output);
   if (!out) fail(not_found("cannot write the output file {}", options.output));
-  for (std::size_t i = 0; i < results.size(); ++i) {
-    out << result_line(items[i].item.id, results[i], codec).dump() << "\n";
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    const BatchItem& item = items[i].item;
+    const json line = item.format == BatchFormat::kOpenAi
+                          ? openai_output_line(item, results[i], prompt_tokens[i],
+                                               codec.tokenizer(), items[i].line)
+                          : result_line(item.id, results[i][0], codec);
+    out << line.dump() << "\n";
   }
   const EngineStats& stats = engine.stats();
   log()->info(
       "batch: {} requests, {} generated tokens in {:.3f} s: {:.1f} tokens/s ({} steps, {} "
       "tokens scheduled, {} preemptions, {} prefix-cache block hits)",
-      results.size(), stats.generated_tokens, seconds, stats.generated_tokens / seconds,
-      stats.steps, stats.scheduled_tokens, stats.preemptions,
+      jobs.size(), stats.generated_tokens, seconds, stats.generated_tokens / seconds, stats.steps,
+      stats.scheduled_tokens, stats.preemptions,
       engine.block_manager().counters().prefix_hit_blocks);
 }
 
@@ -260,7 +344,8 @@ void add_batch_command(CLI::App& app) {
   auto* batch = app.add_subcommand(
       "batch",
       "Offline batch inference: one request per input line ({\"id\", \"token_ids\"} or "
-      "{\"id\", \"prompt\"}, plus OpenAI sampling parameters), one result per output line");
+      "{\"id\", \"prompt\"}, plus OpenAI sampling parameters; or OpenAI's batch format "
+      "{\"custom_id\", \"method\", \"url\", \"body\"}), one result per output line");
   batch->add_option("--model", options->model_dir, "Hugging Face model folder")
       ->capture_default_str()
       ->check(existing_model_dir());

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <type_traits>
 
+#include "shard/cli/openai_batch.h"
+
 namespace shardwise::cli {
 namespace {
 
@@ -35,7 +37,45 @@ Status read_token_ids(const json& line, const char* key, std::vector<int32_t>& o
   return ok_status();
 }
 
-Status read_sampling(const json& line, SamplingParams& params) {
+Status read_stop(const json& line, std::vector<std::string>& stop) {
+  const auto it = line.find("stop");
+  if (it == line.end() || it->is_null()) return ok_status();
+  if (it->is_string()) {
+    stop.push_back(it->get<std::string>());
+    return ok_status();
+  }
+  if (!it->is_array() ||
+      !std::all_of(it->begin(), it->end(), [](const json& v) { return v.is_string(); })) {
+    return invalid_argument("\"stop\" must be a string or an array of strings");
+  }
+  for (const json& v : *it) stop.push_back(v.get<std::string>());
+  return ok_status();
+}
+
+// {"token id": bias}, as OpenAI's logit_bias (keys are ids written as strings).
+Status read_logit_bias(const json& line, SamplingParams& params) {
+  const auto it = line.find("logit_bias");
+  if (it == line.end() || it->is_null()) return ok_status();
+  if (!it->is_object()) return invalid_argument("\"logit_bias\" must be an object");
+  for (const auto& [key, bias] : it->items()) {
+    std::size_t used = 0;
+    int id = -1;
+    try {
+      id = std::stoi(key, &used);
+    } catch (const std::exception&) {
+    }
+    if (id < 0 || used != key.size() || !bias.is_number()) {
+      return invalid_argument("\"logit_bias\" maps token ids to numbers, got \"{}\": {}", key,
+                              bias.dump());
+    }
+    params.logit_bias.emplace_back(id, bias.get<float>());
+  }
+  return ok_status();
+}
+
+}  // namespace
+
+Status read_sampling(const json& line, SamplingParams& params, std::vector<std::string>& stop) {
   SW_RETURN_IF_ERROR(read_number(line, "max_tokens", params.max_tokens));
   SW_RETURN_IF_ERROR(read_number(line, "temperature", params.temperature));
   SW_RETURN_IF_ERROR(read_number(line, "top_p", params.top_p));
@@ -54,8 +94,11 @@ Status read_sampling(const json& line, SamplingParams& params) {
     if (!it->is_number_integer()) return invalid_argument("\"logprobs\" must be an integer");
     params.logprobs = it->get<int>();
   }
-  return ok_status();
+  SW_RETURN_IF_ERROR(read_stop(line, stop));
+  return read_logit_bias(line, params);
 }
+
+namespace {
 
 constexpr const char* kKnownFields[] = {"id",
                                         "token_ids",
@@ -71,14 +114,24 @@ constexpr const char* kKnownFields[] = {"id",
                                         "seed",
                                         "stop_token_ids",
                                         "ignore_eos",
-                                        "logprobs"};
+                                        "logprobs",
+                                        "stop",
+                                        "logit_bias"};
 
 }  // namespace
+
+bool is_sampling_field(std::string_view name) {
+  // Every known field but the three that name the request.
+  return name != "id" && name != "token_ids" && name != "prompt" &&
+         std::find(std::begin(kKnownFields), std::end(kKnownFields), name) !=
+             std::end(kKnownFields);
+}
 
 StatusOr<BatchItem> parse_batch_line(std::string_view text, uint64_t default_seed) {
   const json line = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (line.is_discarded()) return invalid_argument("not valid JSON");
   if (!line.is_object()) return invalid_argument("expected a JSON object");
+  if (line.contains("custom_id")) return parse_openai_batch_line(line, default_seed);
   for (const auto& [key, value] : line.items()) {
     if (std::find(std::begin(kKnownFields), std::end(kKnownFields), key) ==
         std::end(kKnownFields)) {
@@ -100,7 +153,7 @@ StatusOr<BatchItem> parse_batch_line(std::string_view text, uint64_t default_see
     item.prompt = line["prompt"].get<std::string>();
   }
   item.sampling.seed = default_seed;
-  SW_RETURN_IF_ERROR(read_sampling(line, item.sampling));
+  SW_RETURN_IF_ERROR(read_sampling(line, item.sampling, item.stop));
   return item;
 }
 

@@ -35,8 +35,15 @@ Status Engine::validate(const Request& request) const {
                               id, i, config.vocab_size);
     }
   }
-  SW_RETURN_IF_ERROR(validate_sampling_params(request.sampling));
   const long long prompt = static_cast<long long>(request.prompt_ids.size());
+  if (request.pooling != Pooling::kNone) return validate_embedding(prompt);
+  SW_RETURN_IF_ERROR(validate_sampling_params(request.sampling));
+  for (const auto& [token, bias] : request.sampling.logit_bias) {
+    if (token < 0 || token >= config.vocab_size) {
+      return invalid_argument("logit_bias token id {} is outside the vocabulary [0, {})", token,
+                              config.vocab_size);
+    }
+  }
   const int context = config.max_position_embeddings;
   if (prompt >= context) {
     return out_of_range("the prompt ({} tokens) leaves no room in the context window of {} tokens",
@@ -56,6 +63,21 @@ Status Engine::validate(const Request& request) const {
         "prompt ({} tokens) + max_tokens ({}) needs more KV cache than the whole cache holds ({} "
         "blocks of {} tokens)",
         prompt, request.sampling.max_tokens, blocks_.num_blocks(), blocks_.block_size());
+  }
+  return ok_status();
+}
+
+Status Engine::validate_embedding(long long prompt) const {
+  const int context = runner_.config().max_position_embeddings;
+  if (prompt > context) {
+    return out_of_range("the input ({} tokens) exceeds the context window of {} tokens", prompt,
+                        context);
+  }
+  const long long cache_tokens =
+      static_cast<long long>(blocks_.num_blocks()) * blocks_.block_size();
+  if (prompt > cache_tokens) {
+    return out_of_range("the input ({} tokens) needs more KV cache than the whole cache holds",
+                        prompt);
   }
   return ok_status();
 }
@@ -109,22 +131,37 @@ Status Engine::step() {
   }
   ++stats_.steps;
   stats_.scheduled_tokens += plan.n_tokens;
+  for (const auto& chunk : plan.chunks) {
+    const int prompt = static_cast<int>(chunk.seq->prompt.size());
+    stats_.prefill_tokens +=
+        std::max(0, std::min(chunk.first_position + chunk.n_tokens, prompt) - chunk.first_position);
+  }
   scheduler_.complete(plan);
   stream(plan, std::move(sampled).value());
   return ok_status();
 }
 
+std::pair<int, int> Engine::prompt_logprob_positions(const ScheduledChunk& chunk) {
+  const Sequence& seq = *chunk.seq;
+  if (!seq.params.prompt_logprobs || seq.prompt_logprobs_sent) return {0, 0};
+  const int last = static_cast<int>(seq.prompt.size()) - 1;  // its row predicts no prompt token
+  const int begin = std::min(chunk.first_position, last);
+  return {begin, std::clamp(chunk.first_position + chunk.n_tokens, begin, last)};
+}
+
 StatusOr<std::vector<SampledToken>> Engine::run_and_sample(const SchedulerOutput& plan,
                                                            const ForwardBatch& batch) {
   std::vector<SampledToken> sampled;
-  bool on_device = runner_.samples_on_device();
+  bool on_device = runner_.samples_on_device() && batch.hidden_rows.empty();
   std::vector<RowSampling> rows;
   for (const auto& chunk : plan.chunks) {
-    if (!chunk.samples) continue;
+    if (!chunk.samples || chunk.seq->is_embedding()) continue;
     const SamplingParams& p = chunk.seq->params;
     on_device = on_device && device_samplable(p);
     rows.push_back({p.temperature, p.top_k, p.top_p, p.min_p, p.seed, chunk.seq->output.size()});
   }
+  // Prompt log-probabilities add rows the device sampler would not know from sampled ones.
+  on_device = on_device && batch.logit_rows.size() == rows.size();
   if (on_device) {
     SW_ASSIGN_OR_RETURN(std::vector<int32_t> tokens, runner_.execute_and_sample(batch, rows));
     SW_CHECK(tokens.size() == rows.size());
@@ -132,17 +169,46 @@ StatusOr<std::vector<SampledToken>> Engine::run_and_sample(const SchedulerOutput
     for (int32_t token : tokens) sampled.push_back({token, std::nullopt});
     return sampled;
   }
-  SW_ASSIGN_OR_RETURN(std::vector<float> logits, runner_.execute(batch));
+  SW_ASSIGN_OR_RETURN(std::vector<float> out, runner_.execute(batch));
   const std::size_t vocab = runner_.config().vocab_size;
-  SW_CHECK(logits.size() == rows.size() * vocab);
-  std::size_t row = 0;
+  const std::size_t hidden = runner_.config().hidden_size;
+  SW_CHECK(out.size() == batch.logit_rows.size() * vocab + batch.hidden_rows.size() * hidden);
+  const float* row = out.data();
+  const float* hidden_row = out.data() + batch.logit_rows.size() * vocab;
   for (const auto& chunk : plan.chunks) {
-    if (!chunk.samples) continue;
     Sequence* seq = chunk.seq;
-    const std::span<const float> row_logits(logits.data() + row++ * vocab, vocab);
-    sampled.push_back(seq->sampler.sample(row_logits, seq->prompt, seq->output));
+    const auto [begin, end] = prompt_logprob_positions(chunk);
+    if (begin < end) seq->prompt_logprobs.resize(seq->prompt.size() - 1);
+    for (int position = begin; position < end; ++position, row += vocab) {
+      seq->prompt_logprobs[position] =
+          token_logprobs(std::span<const float>(row, vocab), seq->prompt[position + 1],
+                         *seq->params.prompt_logprobs);
+    }
+    if (seq->is_embedding()) {
+      hidden_row = pool(chunk, hidden_row);
+      continue;
+    }
+    if (!chunk.samples) continue;
+    sampled.push_back(
+        seq->sampler.sample(std::span<const float>(row, vocab), seq->prompt, seq->output));
+    row += vocab;
   }
   return sampled;
+}
+
+const float* Engine::pool(const ScheduledChunk& chunk, const float* hidden_rows) {
+  Sequence& seq = *chunk.seq;
+  const std::size_t hidden = runner_.config().hidden_size;
+  // Last pooling may start after a cached prefix; mean pooling always starts at 0.
+  if (chunk.first_position == 0 || seq.hidden_sum.empty()) seq.hidden_sum.assign(hidden, 0.0);
+  const int n_rows = seq.pooling == Pooling::kMean ? chunk.n_tokens : chunk.samples ? 1 : 0;
+  for (int r = 0; r < n_rows; ++r, hidden_rows += hidden) {
+    for (std::size_t i = 0; i < hidden; ++i) {
+      seq.hidden_sum[i] = seq.pooling == Pooling::kMean ? seq.hidden_sum[i] + hidden_rows[i]
+                                                        : static_cast<double>(hidden_rows[i]);
+    }
+  }
+  return hidden_rows;
 }
 
 ForwardBatch Engine::build_batch(const SchedulerOutput& plan) const {
@@ -156,18 +222,31 @@ ForwardBatch Engine::build_batch(const SchedulerOutput& plan) const {
   batch.block_tables.assign(plan.chunks.size() * batch.max_blocks_per_seq, 0);
   for (std::size_t s = 0; s < plan.chunks.size(); ++s) {
     const ScheduledChunk& chunk = plan.chunks[s];
-    const std::vector<int32_t>& table = chunk.seq->block_table;
+    const Sequence& seq = *chunk.seq;
+    const std::vector<int32_t>& table = seq.block_table;
     std::copy(table.begin(), table.end(),
               batch.block_tables.begin() + s * batch.max_blocks_per_seq);
+    const int first_row = batch.n_tokens();
     for (int position = chunk.first_position; position < chunk.first_position + chunk.n_tokens;
          ++position) {
-      batch.token_ids.push_back(chunk.seq->token_at(position));
+      batch.token_ids.push_back(seq.token_at(position));
       batch.positions.push_back(position);
       batch.seq_index.push_back(static_cast<int32_t>(s));
       batch.slot_mapping.push_back(table[position / block_size] * block_size +
                                    position % block_size);
     }
-    if (chunk.samples) batch.logit_rows.push_back(batch.n_tokens() - 1);
+    // Rows in the order run_and_sample reads them: prompt log-probabilities, then the sample.
+    const auto [begin, end] = prompt_logprob_positions(chunk);
+    for (int position = begin; position < end; ++position) {
+      batch.logit_rows.push_back(first_row + position - chunk.first_position);
+    }
+    if (seq.pooling == Pooling::kMean) {
+      for (int t = first_row; t < batch.n_tokens(); ++t) batch.hidden_rows.push_back(t);
+    } else if (chunk.samples && seq.is_embedding()) {
+      batch.hidden_rows.push_back(batch.n_tokens() - 1);
+    } else if (chunk.samples) {
+      batch.logit_rows.push_back(batch.n_tokens() - 1);
+    }
   }
   return batch;
 }
@@ -195,6 +274,14 @@ void Engine::stream(const SchedulerOutput& plan, std::vector<SampledToken> token
   for (const auto& chunk : plan.chunks) {
     if (!chunk.samples) continue;
     Sequence* seq = chunk.seq;
+    StreamEvent event;
+    event.request_id = seq->id;
+    if (seq->is_embedding()) {
+      const double scale = seq->pooling == Pooling::kMean ? 1.0 / seq->prompt.size() : 1.0;
+      for (double sum : seq->hidden_sum) event.embedding.push_back(static_cast<float>(sum * scale));
+      finish(seq, std::move(event), FinishReason::kStop);
+      continue;
+    }
     SampledToken& sampled = tokens[row++];
     if (seq->output.empty() && seq->first_scheduled) {
       stats_.prefill_time.observe(
@@ -202,10 +289,12 @@ void Engine::stream(const SchedulerOutput& plan, std::vector<SampledToken> token
     }
     seq->output.push_back(sampled.token);
     ++stats_.generated_tokens;
-    StreamEvent event;
-    event.request_id = seq->id;
     event.token = sampled.token;
     event.logprobs = std::move(sampled.logprobs);
+    if (seq->params.prompt_logprobs && !seq->prompt_logprobs_sent) {
+      event.prompt_logprobs = std::move(seq->prompt_logprobs);
+      seq->prompt_logprobs_sent = true;
+    }
     if (is_stop_token(*seq, sampled.token)) {
       finish(seq, std::move(event), FinishReason::kStop);
     } else if (static_cast<int>(seq->output.size()) >= seq->params.max_tokens) {

@@ -24,6 +24,7 @@ struct EngineOptions {
 struct EngineStats {
   int64_t steps = 0;             // forward passes run
   int64_t scheduled_tokens = 0;  // tokens fed through them (prefill and decode)
+  int64_t prefill_tokens = 0;    // of those, prompt tokens (none for a prompt in the prefix cache)
   int64_t generated_tokens = 0;  // tokens sampled
   int64_t preemptions = 0;
   int64_t device_sampled_steps = 0;  // steps whose tokens were drawn by the runner's device
@@ -53,13 +54,22 @@ class Engine {
 
  private:
   Status validate(const Request& request) const;
+  Status validate_embedding(long long prompt) const;
+  // The prompt positions of `chunk` whose logits give prompt log-probabilities: [first, second).
+  static std::pair<int, int> prompt_logprob_positions(const ScheduledChunk& chunk);
+  // Per chunk, in order: its prompt log-probability rows, then its sampling row (an embedding
+  // request's chunk has hidden rows instead: all of them for mean pooling, the last for last).
   ForwardBatch build_batch(const SchedulerOutput& plan) const;
   // Runs the batch and draws the token of each sampling chunk: on the device when the runner
-  // can and every row's parameters allow it (token ids come back, not logits), else on the host.
+  // can and every row's parameters allow it (token ids come back, not logits), else on the host,
+  // which also fills in prompt log-probabilities and pools embeddings.
   StatusOr<std::vector<SampledToken>> run_and_sample(const SchedulerOutput& plan,
                                                      const ForwardBatch& batch);
   // Stamps the sequences the plan schedules for the first time (queue time).
   void note_first_scheduled(const SchedulerOutput& plan);
+  // Adds an embedding chunk's hidden rows (from `hidden_rows` on) to its pool; returns the
+  // rows after them.
+  const float* pool(const ScheduledChunk& chunk, const float* hidden_rows);
   void stream(const SchedulerOutput& plan, std::vector<SampledToken> sampled);
   bool is_stop_token(const Sequence& seq, int32_t token) const;
   void finish(Sequence* seq, StreamEvent event, FinishReason reason);

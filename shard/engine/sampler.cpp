@@ -34,7 +34,9 @@ void apply_penalties(std::vector<float>& logits, const SamplingParams& params,
   }
 }
 
-TokenLogprobs compute_logprobs(std::span<const float> logits, int32_t sampled, int top_n) {
+}  // namespace
+
+TokenLogprobs token_logprobs(std::span<const float> logits, int32_t sampled, int top_n) {
   const double max_logit = *std::max_element(logits.begin(), logits.end());
   double sum = 0;
   for (float logit : logits) sum += std::exp(logit - max_logit);
@@ -52,8 +54,6 @@ TokenLogprobs compute_logprobs(std::span<const float> logits, int32_t sampled, i
   for (int i = 0; i < n; ++i) result.top.emplace_back(order[i], logprob(order[i]));
   return result;
 }
-
-}  // namespace
 
 Status validate_sampling_params(const SamplingParams& params) {
   if (!(params.temperature >= 0) || !std::isfinite(params.temperature)) {
@@ -82,6 +82,16 @@ Status validate_sampling_params(const SamplingParams& params) {
   if (params.logprobs && (*params.logprobs < 0 || *params.logprobs > kMaxLogprobs)) {
     return invalid_argument("logprobs must be in [0, {}], got {}", kMaxLogprobs, *params.logprobs);
   }
+  if (params.prompt_logprobs &&
+      (*params.prompt_logprobs < 0 || *params.prompt_logprobs > kMaxLogprobs)) {
+    return invalid_argument("prompt_logprobs must be in [0, {}], got {}", kMaxLogprobs,
+                            *params.prompt_logprobs);
+  }
+  for (const auto& [token, bias] : params.logit_bias) {
+    if (!(bias >= -100 && bias <= 100)) {
+      return invalid_argument("logit_bias of token {} must be in [-100, 100], got {}", token, bias);
+    }
+  }
   return ok_status();
 }
 
@@ -90,22 +100,31 @@ int32_t argmax(std::span<const float> logits) {
 }
 
 bool device_samplable(const SamplingParams& params) {
-  return !has_penalties(params) && !params.logprobs;
+  return !has_penalties(params) && !params.logprobs && params.logit_bias.empty();
 }
 
-int32_t Sampler::sample(std::span<const float> logits) { return pick(logits); }
+std::span<const float> Sampler::adjusted(std::span<const float> logits,
+                                         std::span<const int32_t> prompt,
+                                         std::span<const int32_t> output,
+                                         std::vector<float>& scratch) {
+  if (params_.logit_bias.empty() && !has_penalties(params_)) return logits;
+  scratch.assign(logits.begin(), logits.end());  // [vocab]
+  for (const auto& [token, bias] : params_.logit_bias) scratch[token] += bias;
+  if (has_penalties(params_)) apply_penalties(scratch, params_, prompt, output);
+  return scratch;
+}
+
+int32_t Sampler::sample(std::span<const float> logits) {
+  std::vector<float> scratch;
+  return pick(adjusted(logits, {}, {}, scratch));
+}
 
 SampledToken Sampler::sample(std::span<const float> logits, std::span<const int32_t> prompt,
                              std::span<const int32_t> output) {
+  std::vector<float> scratch;
   SampledToken result;
-  if (has_penalties(params_)) {
-    std::vector<float> penalised(logits.begin(), logits.end());  // [vocab]
-    apply_penalties(penalised, params_, prompt, output);
-    result.token = pick(penalised);
-  } else {
-    result.token = pick(logits);
-  }
-  if (params_.logprobs) result.logprobs = compute_logprobs(logits, result.token, *params_.logprobs);
+  result.token = pick(adjusted(logits, prompt, output, scratch));
+  if (params_.logprobs) result.logprobs = token_logprobs(logits, result.token, *params_.logprobs);
   return result;
 }
 

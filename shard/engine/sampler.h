@@ -1,6 +1,7 @@
 // Picks the next token from a row of logits: greedy at temperature 0, otherwise seeded
 // sampling from the temperature-scaled distribution cut to top-k / min-p / top-p, after the
-// repetition, frequency and presence penalties. Optionally reports log-probabilities.
+// logit bias and the repetition, frequency and presence penalties. Optionally reports
+// log-probabilities.
 #pragma once
 
 #include <cstdint>
@@ -31,6 +32,14 @@ struct SamplingParams {
   bool ignore_eos = false;              // true: the model's EOS ids do not stop generation
   // nullopt: no log-probabilities; n: the sampled token's and the n likeliest tokens' (<= 20).
   std::optional<int> logprobs;
+  // (token id, bias) pairs added to the logits before the penalties, the temperature and every
+  // cut, greedy included (OpenAI's logit_bias); biases in [-100, 100], e.g. {{13, -100}} all but
+  // bans token 13. Ids must be in the vocabulary (the engine checks).
+  std::vector<std::pair<int32_t, float>> logit_bias;
+  // nullopt: none; n: the log-probability of every prompt token after the first, and the n
+  // likeliest tokens at its position (<= 20), as vLLM's prompt_logprobs. The prompt is then
+  // computed in full instead of being taken from the prefix cache.
+  std::optional<int> prompt_logprobs;
 };
 
 inline constexpr int kMaxLogprobs = 20;
@@ -42,7 +51,8 @@ inline constexpr float kGreedyTemperature = 1e-5f;
 Status validate_sampling_params(const SamplingParams& params);
 
 // True when a sampler on the device can draw for these parameters: no penalties (they need the
-// sequence's tokens) and no log-probabilities (they need the whole distribution on the host).
+// sequence's tokens), no log-probabilities (they need the whole distribution on the host) and no
+// logit bias (the device sampler takes the logits as they are: biased rows go to the host).
 bool device_samplable(const SamplingParams& params);
 
 // Log-probabilities of the model's raw distribution (before penalties and temperature).
@@ -59,11 +69,14 @@ struct SampledToken {
 // The index of the largest logit; the lowest index wins a tie (as torch.argmax).
 int32_t argmax(std::span<const float> logits);
 
+// log_softmax(logits)[token] and the `top_n` likeliest tokens (ties to the lower id).
+TokenLogprobs token_logprobs(std::span<const float> logits, int32_t token, int top_n);
+
 class Sampler {
  public:
   explicit Sampler(const SamplingParams& params) : params_(params), rng_(params.seed) {}
 
-  // No penalties (they need the sequence's tokens) and no log-probabilities.
+  // The logit bias, but no penalties (they need the sequence's tokens) and no log-probabilities.
   int32_t sample(std::span<const float> logits);
   // `prompt` and `output` are the sequence's tokens so far, for the penalties.
   SampledToken sample(std::span<const float> logits, std::span<const int32_t> prompt,
@@ -71,6 +84,10 @@ class Sampler {
 
  private:
   int32_t pick(std::span<const float> logits);
+  // `logits` with the bias added (and the penalties, given the sequence's tokens), or `logits`
+  // itself when there is nothing to add; `scratch` holds the copy.
+  std::span<const float> adjusted(std::span<const float> logits, std::span<const int32_t> prompt,
+                                  std::span<const int32_t> output, std::vector<float>& scratch);
 
   SamplingParams params_;
   std::mt19937_64 rng_;

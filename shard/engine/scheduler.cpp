@@ -1,6 +1,7 @@
 #include "shard/engine/scheduler.h"
 
 #include <algorithm>
+#include <optional>
 
 #include "common/check.h"
 
@@ -71,16 +72,45 @@ SchedulerOutput Scheduler::schedule() {
   return plan;
 }
 
+void Scheduler::add_in_flight(const Sequence& seq, std::unordered_set<uint64_t>& in_flight) const {
+  const int block_size = blocks_.block_size();
+  const int full_blocks = static_cast<int>(seq.prompt.size()) / block_size;
+  uint64_t parent = seq.block_hashes.empty() ? 0 : seq.block_hashes.back();
+  for (int b = static_cast<int>(seq.block_hashes.size()); b < full_blocks; ++b) {
+    parent = BlockManager::block_hash(
+        parent, std::span<const int32_t>(seq.prompt).subspan(b * block_size, block_size));
+    in_flight.insert(parent);
+  }
+}
+
 void Scheduler::admit_waiting(SchedulerOutput& plan, int& budget) {
   const int block_size = blocks_.block_size();
+  // Keys of the full prompt blocks running sequences are computing now (built at first need).
+  std::optional<std::unordered_set<uint64_t>> in_flight;
   while (!waiting_.empty() && budget > 0 &&
          static_cast<int>(running_.size()) < options_.max_num_seqs &&
          static_cast<int>(plan.chunks.size()) < options_.max_num_seqs) {
     Sequence* seq = waiting_.front();
     SW_CHECK(seq->block_table.empty() && seq->num_computed_tokens == 0);
+    const std::vector<int32_t> tokens = seq->tokens(0, seq->length());
     // Leave at least the last token to compute: its logits are what the step is for.
-    const auto match =
-        blocks_.match_prefix(seq->tokens(0, seq->length()), (seq->length() - 1) / block_size);
+    const int max_blocks = seq->needs_whole_prompt() ? 0 : (seq->length() - 1) / block_size;
+    const auto match = blocks_.match_prefix(tokens, max_blocks);
+    if (blocks_.prefix_caching() && static_cast<int>(match.blocks.size()) < max_blocks) {
+      // The next block may be one another sequence is computing in this very pass (the choices
+      // of one request, or requests sharing a prompt, arriving together): wait for it to enter
+      // the cache instead of computing it again. Admission stops here, so the queue keeps its
+      // order, and the wait ends when that prefill's chunk completes.
+      if (!in_flight) {
+        in_flight.emplace();
+        for (const Sequence* running : running_) add_in_flight(*running, *in_flight);
+      }
+      const std::size_t next = match.blocks.size();
+      const uint64_t key = BlockManager::block_hash(
+          match.hashes.empty() ? 0 : match.hashes.back(),
+          std::span<const int32_t>(tokens).subspan(next * block_size, block_size));
+      if (in_flight->contains(key)) break;
+    }
     const int cached_tokens = static_cast<int>(match.blocks.size()) * block_size;
     const int n = std::min(seq->length() - cached_tokens, budget);
     const int new_blocks =
@@ -94,6 +124,7 @@ void Scheduler::admit_waiting(SchedulerOutput& plan, int& budget) {
     SW_CHECK(grow_blocks(*seq, cached_tokens + n));
     waiting_.pop_front();
     running_.push_back(seq);
+    if (in_flight) add_in_flight(*seq, *in_flight);
     plan.chunks.push_back({seq, cached_tokens, n, n == seq->num_uncomputed()});
     budget -= n;
   }

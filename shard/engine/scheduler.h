@@ -4,11 +4,14 @@
 //      chunk of its prompt when prefilling); when the cache cannot hold them the newest running
 //      sequence is preempted (its blocks freed; it re-queues at the front and recomputes later);
 //   2. then, if nothing was preempted, waiting sequences in arrival order are admitted while
-//      blocks and budget last, starting after their longest cached prefix.
+//      blocks and budget last, starting after their longest cached prefix. A sequence whose
+//      next prompt block is being computed by a running one waits (admission stops) until that
+//      block is cached, so requests sharing a prompt prefill it once.
 // It never reorders the waiting queue, so no request starves.
 #pragma once
 
 #include <deque>
+#include <unordered_set>
 #include <vector>
 
 #include "shard/engine/block_manager.h"
@@ -57,6 +60,8 @@ class Scheduler {
   void free_blocks(Sequence& seq);
   void preempt_newest(SchedulerOutput& plan);
   void admit_waiting(SchedulerOutput& plan, int& budget);
+  // Adds the keys of `seq`'s full prompt blocks that are not committed yet.
+  void add_in_flight(const Sequence& seq, std::unordered_set<uint64_t>& in_flight) const;
   void commit_full_blocks(Sequence& seq);
 
   BlockManager& blocks_;

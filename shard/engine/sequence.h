@@ -19,7 +19,8 @@ struct Sequence {
         prompt(std::move(request.prompt_ids)),
         params(std::move(request.sampling)),
         sampler(params),
-        on_event(std::move(request.on_event)) {}
+        on_event(std::move(request.on_event)),
+        pooling(request.pooling) {}
 
   int length() const { return static_cast<int>(prompt.size() + output.size()); }
   // Tokens not yet in the cache: the rest of the prompt, or the last sampled token.
@@ -27,6 +28,12 @@ struct Sequence {
   int32_t token_at(int i) const {
     const int n_prompt = static_cast<int>(prompt.size());
     return i < n_prompt ? prompt[i] : output[i - n_prompt];
+  }
+  bool is_embedding() const { return pooling != Pooling::kNone; }
+  // Every prompt position must run through the model (its logits or hidden state are part of
+  // the answer), so the prompt is not taken from the prefix cache.
+  bool needs_whole_prompt() const {
+    return pooling == Pooling::kMean || (params.prompt_logprobs && !prompt_logprobs_sent);
   }
   // [count] tokens from position `first`.
   std::vector<int32_t> tokens(int first, int count) const {
@@ -42,6 +49,7 @@ struct Sequence {
   // Lives with the sequence (not the step), so a preempted sequence resumes its random stream.
   Sampler sampler;
   const StreamCallback on_event;
+  const Pooling pooling;
 
   std::vector<int32_t> block_table;    // [ceil(tokens in cache / block_size)] cache block ids
   std::vector<uint64_t> block_hashes;  // [n_full_blocks_committed] prefix-cache key per block
@@ -51,6 +59,11 @@ struct Sequence {
   // For the queue and prefill time metrics (EngineStats).
   const std::chrono::steady_clock::time_point arrival = std::chrono::steady_clock::now();
   std::optional<std::chrono::steady_clock::time_point> first_scheduled;
+  // With params.prompt_logprobs: [n_prompt - 1], filled as the prompt's chunks run (again after
+  // a preemption) and sent with the first token.
+  std::vector<TokenLogprobs> prompt_logprobs;
+  bool prompt_logprobs_sent = false;
+  std::vector<double> hidden_sum;  // [hidden_size] an embedding request's pool so far
 };
 
 }  // namespace shardwise

@@ -36,14 +36,16 @@ class ServeStream::Reactor final
 // One request's events, handed to the stream under the client's id for it.
 class ServeStream::RequestSink final : public EventSink {
  public:
-  RequestSink(std::shared_ptr<ServeStream> stream, uint64_t request_id)
-      : stream_(std::move(stream)), request_id_(request_id) {}
-  void push(StatusOr<StreamEvent> item) override { stream_->append(request_id_, item); }
+  // `prompt`: the request's, when its prompt's log-probabilities are to be sent.
+  RequestSink(std::shared_ptr<ServeStream> stream, uint64_t request_id, std::vector<int32_t> prompt)
+      : stream_(std::move(stream)), request_id_(request_id), prompt_(std::move(prompt)) {}
+  void push(StatusOr<StreamEvent> item) override { stream_->append(request_id_, prompt_, item); }
   void flush() override { stream_->flush(); }
 
  private:
   std::shared_ptr<ServeStream> stream_;
   uint64_t request_id_;
+  std::vector<int32_t> prompt_;
 };
 
 std::pair<std::shared_ptr<ServeStream>,
@@ -85,7 +87,12 @@ void ServeStream::on_request(const v1::ShardServeRequest& request) {
       if (draining_) {
         fail_locked(id, unavailable("the shard is shutting down"));
       } else {
-        sink = std::make_shared<RequestSink>(shared_from_this(), id);
+        const v1::ShardGenerateRequest& start = request.start();
+        std::vector<int32_t> prompt;
+        if (start.sampling().has_prompt_logprobs()) {
+          prompt.assign(start.prompt_ids().begin(), start.prompt_ids().end());
+        }
+        sink = std::make_shared<RequestSink>(shared_from_this(), id, std::move(prompt));
         requests_.emplace(id, sink);
       }
     } else if (request.cancel() && it != requests_.end()) {
@@ -146,7 +153,8 @@ void ServeStream::on_reactor_done() {
   finished_ = true;
 }
 
-void ServeStream::append(uint64_t request_id, const StatusOr<StreamEvent>& item) {
+void ServeStream::append(uint64_t request_id, const std::vector<int32_t>& prompt,
+                         const StatusOr<StreamEvent>& item) {
   std::lock_guard lock(mutex_);
   if (closed_ || finished_) return;
   if (!item.ok()) return fail_locked(request_id, item.status());
@@ -154,7 +162,7 @@ void ServeStream::append(uint64_t request_id, const StatusOr<StreamEvent>& item)
     return fail_locked(request_id, failure);
   }
   v1::ShardRequestUpdate& update = pending_update(request_id);
-  add_token(*item, *update.mutable_tokens());
+  add_event(*item, prompt, update);
   if (item->finish_reason) {
     update.set_finish_reason(std::string(finish_reason_name(*item->finish_reason)));
     requests_.erase(request_id);

@@ -9,6 +9,7 @@
 #include <memory>
 #include <mutex>
 #include <unordered_map>
+#include <vector>
 
 #include "shard/serve/engine_loop.h"
 #include "shardwise/v1/shard.pb.h"
@@ -40,7 +41,8 @@ class ServeStream : public std::enable_shared_from_this<ServeStream> {
   void on_reactor_done();
 
   // From the request sinks, on the loop thread.
-  void append(uint64_t request_id, const StatusOr<StreamEvent>& item);
+  void append(uint64_t request_id, const std::vector<int32_t>& prompt,
+              const StatusOr<StreamEvent>& item);
   void flush();
 
   // Requires mutex_: the update of `request_id` in the next message.

@@ -5,6 +5,10 @@ namespace shardwise {
 Request to_request(const v1::ShardGenerateRequest& in) {
   Request request;
   request.prompt_ids.assign(in.prompt_ids().begin(), in.prompt_ids().end());
+  if (in.pooling() == v1::SHARD_POOLING_MEAN || in.pooling() == v1::SHARD_POOLING_LAST) {
+    request.pooling = in.pooling() == v1::SHARD_POOLING_MEAN ? Pooling::kMean : Pooling::kLast;
+    return request;  // an embedding request: nothing is sampled
+  }
   const v1::ShardSamplingParams& s = in.sampling();
   SamplingParams& p = request.sampling;
   p.temperature = s.temperature();
@@ -19,21 +23,36 @@ Request to_request(const v1::ShardGenerateRequest& in) {
   p.stop_token_ids.assign(s.stop_token_ids().begin(), s.stop_token_ids().end());
   p.ignore_eos = s.ignore_eos();
   if (s.has_logprobs()) p.logprobs = s.logprobs();
+  for (const auto& [token, bias] : s.logit_bias()) p.logit_bias.emplace_back(token, bias);
+  if (s.has_prompt_logprobs()) p.prompt_logprobs = s.prompt_logprobs();
   return request;
 }
 
-void add_token(const StreamEvent& event,
-               google::protobuf::RepeatedPtrField<v1::ShardToken>& tokens) {
-  if (!event.token) return;
-  v1::ShardToken* token = tokens.Add();
-  token->set_token_id(*event.token);
-  if (!event.logprobs) return;
-  token->set_logprob(event.logprobs->logprob);
-  for (const auto& [id, logprob] : event.logprobs->top) {
-    v1::ShardTopLogprob* top = token->add_top_logprobs();
+namespace {
+
+void add_logprobs(const TokenLogprobs& logprobs, v1::ShardToken& token) {
+  token.set_logprob(logprobs.logprob);
+  for (const auto& [id, logprob] : logprobs.top) {
+    v1::ShardTopLogprob* top = token.add_top_logprobs();
     top->set_token_id(id);
     top->set_logprob(logprob);
   }
+}
+
+}  // namespace
+
+void add_event(const StreamEvent& event, const std::vector<int32_t>& prompt,
+               v1::ShardRequestUpdate& update) {
+  for (std::size_t i = 0; i < event.prompt_logprobs.size(); ++i) {
+    v1::ShardToken* token = update.add_prompt_tokens();
+    token->set_token_id(prompt[i + 1]);
+    add_logprobs(event.prompt_logprobs[i], *token);
+  }
+  update.mutable_embedding()->Add(event.embedding.begin(), event.embedding.end());
+  if (!event.token) return;
+  v1::ShardToken* token = update.add_tokens();
+  token->set_token_id(*event.token);
+  if (event.logprobs) add_logprobs(*event.logprobs, *token);
 }
 
 Status event_failure(const StreamEvent& event) {

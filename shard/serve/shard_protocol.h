@@ -11,9 +11,10 @@ namespace shardwise {
 
 Request to_request(const v1::ShardGenerateRequest& in);
 
-// Appends the event's token, with its log-probabilities when it has them.
-void add_token(const StreamEvent& event,
-               google::protobuf::RepeatedPtrField<v1::ShardToken>& tokens);
+// Adds the event to `update`: its token, with its log-probabilities when it has them, the
+// prompt's log-probabilities (`prompt` is the request's) and an embedding.
+void add_event(const StreamEvent& event, const std::vector<int32_t>& prompt,
+               v1::ShardRequestUpdate& update);
 
 // What a request's last event means when it is not a normal finish: CANCELLED for kCancelled,
 // INTERNAL for kError, OK otherwise.

@@ -1,7 +1,9 @@
 """Drives a running coordinator over gRPC and HTTP; see e2e_test.sh. Exits non-zero on failure.
 
-Phases: happy path (tokens equal `shardwise generate`), bad inputs (each gets the right status),
-then failure handling (the TP=2 group is killed while requests stream)."""
+Phases: happy path (tokens equal `shardwise generate`), the OpenAI-compatibility features through
+shardwise.v1 (n, seeds, logit_bias, prompt log-probabilities, embeddings), bad inputs (each gets
+the right status), then failure handling (the TP=2 group is killed while requests stream)."""
+import math
 import argparse
 import concurrent.futures
 import json
@@ -48,6 +50,20 @@ def http(method, path, body=None, key=None, raw=None):
 
 def metadata(key=None):
     return [("authorization", f"Bearer {key or args.api_key}")]
+
+
+def grpc_choices(request):
+    """Per choice index: (token_ids, text, finish_reason); and the prompt log-probabilities."""
+    choices, prompt_logprobs = {}, []
+    for message in stub.Generate(request, metadata=metadata(), timeout=TIMEOUT):
+        prompt_logprobs += list(message.prompt_logprobs)
+        ids, text, finish = choices.setdefault(message.index, ([], [], []))
+        ids += list(message.token_ids)
+        text.append(message.text)
+        if message.finish_reason:
+            finish.append(message.finish_reason)
+    return {i: (ids, "".join(text), "".join(finish)) for i, (ids, text, finish) in
+            choices.items()}, prompt_logprobs
 
 
 def grpc_generate(request, key=None):
@@ -140,6 +156,76 @@ def happy_path():
     check(stub.Health(pb.HealthRequest(), timeout=TIMEOUT).serving, "gRPC Health serving")
 
 
+def openai_features():
+    def sampled(seed=None, n=None, **kw):
+        params = pb.SamplingParams(temperature=1, max_tokens=12, ignore_eos=True, **kw)
+        if seed is not None:
+            params.seed = seed
+        if n is not None:
+            params.n = n
+        return pb.GenerateRequest(model="stories260K", text="Once upon a time", sampling=params)
+
+    choices, _ = grpc_choices(sampled(seed=40, n=3))
+    check(sorted(choices) == [0, 1, 2] and all(len(c[0]) == 12 for c in choices.values()),
+          "gRPC n=3: three choices by index")
+    for i in range(3):
+        alone = grpc_generate(sampled(seed=40 + i))[0]
+        check(alone == choices[i][0], f"gRPC n=3: choice {i} = the request with seed {40 + i}")
+    check(len({tuple(c[0]) for c in choices.values()}) > 1, "gRPC n=3: the choices differ")
+    unseeded = {tuple(grpc_generate(sampled())[0]) for _ in range(20)}
+    seeded = {tuple(grpc_generate(sampled(seed=9))[0]) for _ in range(20)}
+    check(len(unseeded) > 1 and len(seeded) == 1,
+          f"gRPC seeds: 20 unseeded give {len(unseeded)} texts, 20 seeded give {len(seeded)}")
+
+    greedy = pb.SamplingParams(temperature=0, max_tokens=8)
+    plain = grpc_generate(pb.GenerateRequest(model="stories260K", text="Once upon a time",
+                                             sampling=greedy))[0]
+    biased = pb.SamplingParams(temperature=0, max_tokens=8)
+    biased.logit_bias[plain[0]] = -100
+    banned = grpc_generate(pb.GenerateRequest(model="stories260K", text="Once upon a time",
+                                              sampling=biased))[0]
+    check(banned[0] != plain[0] and plain[0] not in banned,
+          f"gRPC logit_bias bans greedy's token {plain[0]}: {banned}")
+
+    scored = pb.SamplingParams(temperature=0, max_tokens=2, prompt_logprobs=1)
+    _, prompt_logprobs = grpc_choices(pb.GenerateRequest(
+        model="stories260K", token_ids=pb.TokenIds(ids=[1, 403, 407, 261]), sampling=scored))
+    check([t.token_id for t in prompt_logprobs] == [403, 407, 261] and
+          all(t.logprob < 0 and len(t.top_logprobs) == 1 for t in prompt_logprobs),
+          "gRPC prompt_logprobs: every prompt token after the first")
+
+    texts = ["Once upon a time", "Once upon a time", "The dog ran away"]
+    inputs = [pb.EmbedInput(text=t) for t in texts] + [
+        pb.EmbedInput(token_ids=pb.TokenIds(ids=[1, 403, 407, 261, 378]))]
+    response = stub.Embed(pb.EmbedRequest(model="stories260K", inputs=inputs),
+                          metadata=metadata(), timeout=TIMEOUT)
+    vectors = [list(e.values) for e in response.embeddings]
+
+    def cosine(a, b):
+        return sum(x * y for x, y in zip(a, b)) / math.sqrt(
+            sum(x * x for x in a) * sum(y * y for y in b))
+    with open(os.path.join(args.model_dir, "config.json")) as f:
+        hidden = json.load(f)["hidden_size"]
+    check(len(vectors) == 4 and all(len(v) == hidden for v in vectors),
+          f"gRPC Embed: 4 vectors of the hidden size {hidden}")
+    check(abs(cosine(vectors[0], vectors[1]) - 1) < 1e-6 and cosine(vectors[0], vectors[2]) < 0.999
+          and abs(cosine(vectors[0], vectors[3]) - 1) < 1e-6,
+          "gRPC Embed: a text and itself (or its token ids) have cosine 1, another text less")
+    _, tokenized = http("POST", "/tokenize", {"model": "stories260K", "prompt": texts[2]})
+    check(abs(math.sqrt(sum(x * x for x in vectors[0])) - 1) < 1e-5 and
+          response.usage.prompt_tokens == 5 + 5 + json.loads(tokenized)["count"] + 5,
+          f"gRPC Embed: unit vectors, usage {response.usage.prompt_tokens} tokens")
+    models = stub.ListModels(pb.ListModelsRequest(), metadata=metadata(), timeout=TIMEOUT)
+    check(models.models[0].created > 0 and models.models[0].owned_by == "shardwise",
+          "gRPC ListModels: created, owned_by")
+
+    chat = pb.ChatMessages(messages=[pb.ChatMessage(role="developer", content="Tell stories."),
+                                     pb.ChatMessage(role="user", content="Hi", name="Lily")])
+    ids, _, finish, _ = grpc_generate(pb.GenerateRequest(model="stories260K", chat=chat,
+                                                         sampling=greedy))
+    check(len(ids) > 0 and finish, "gRPC chat with developer and a name, through the template")
+
+
 def expect_http(status_wanted, text_wanted, method, path, body=None, **kw):
     status, response = http(method, path, body, **kw)
     check(status == status_wanted and text_wanted in response,
@@ -163,8 +249,12 @@ def bad_inputs():
     expect_http(400, "top_p must be in", "POST", "/v1/completions", dict(base, top_p=2))
     expect_http(400, "exceeds the context length", "POST", "/v1/completions",
                 dict(base, max_tokens=600))
-    expect_http(400, "no chat template", "POST", "/v1/chat/completions",
-                {"model": "stories260K", "messages": [{"role": "user", "content": "Hi"}]})
+    expect_http(400, "unsupported role 'robot'", "POST", "/v1/chat/completions",
+                {"model": "stories260K", "messages": [{"role": "robot", "content": "Hi"}]})
+    expect_http(400, "'tools' is not supported", "POST", "/v1/chat/completions",
+                {"model": "stories260K", "messages": [{"role": "user", "content": "Hi"}],
+                 "tools": [{"type": "function", "function": {"name": "f"}}]})
+    expect_http(404, "does not exist", "GET", "/v1/models/nope")
     expect_http(401, "API key", "POST", "/v1/completions", base, key="wrong")
     expect_http(401, "API key", "GET", "/v1/models", key=False)
     expect_http(413, "too large", "POST", "/v1/completions", raw=b"x" * (5 << 20))
@@ -176,6 +266,13 @@ def bad_inputs():
     expect_grpc(grpc.StatusCode.INVALID_ARGUMENT, "top_k",
                 pb.GenerateRequest(model="stories260K", text="Hi",
                                    sampling=pb.SamplingParams(top_k=-3)))
+    expect_grpc(grpc.StatusCode.INVALID_ARGUMENT, "n must be in [1, 16]",
+                pb.GenerateRequest(model="stories260K", text="Hi",
+                                   sampling=pb.SamplingParams(n=17)))
+    too_biased = pb.SamplingParams()
+    too_biased.logit_bias[5] = 150
+    expect_grpc(grpc.StatusCode.INVALID_ARGUMENT, "logit_bias of token 5 must be in [-100, 100]",
+                pb.GenerateRequest(model="stories260K", text="Hi", sampling=too_biased))
     expect_grpc(grpc.StatusCode.INVALID_ARGUMENT, "a prompt is required",
                 pb.GenerateRequest(model="stories260K", sampling=greedy))
     expect_grpc(grpc.StatusCode.UNAUTHENTICATED, "API key",
@@ -282,6 +379,7 @@ def main():
     stub = pb_grpc.InferenceStub(grpc.insecure_channel(args.grpc))
     wait_ready()
     happy_path()
+    openai_features()
     bad_inputs()
     retry_elsewhere()
     failure_handling()

@@ -130,6 +130,40 @@ TEST_P(GpuReferenceTest, PromptLogitsMatchTransformersAndTheCpu) {
   }
 }
 
+// Embeddings: the final normed hidden states of batch.hidden_rows come after the logits, in F32,
+// equal to the CPU model's (f32 within kF32, bf16 within kBF16).
+TEST_P(GpuReferenceTest, HiddenRowsFollowTheLogitsAndMatchTheCpu) {
+  SKIP_WITHOUT_GPU();
+  const auto dir = hf_tiny(GetParam());
+  SoloDeviceCommunicator device_comm;
+  SoloCommunicator comm;
+  auto cpu = load_llama_model(dir, comm);
+  ASSERT_TRUE(cpu.ok());
+  const json reference = json::parse(testing::read_text_file(dir / "reference.json"));
+  const auto prompt = reference["cases"][2]["prompt_ids"].get<std::vector<int32_t>>();
+  ForwardBatch batch = make_batch({{0, prompt, 0, false}}, 1);
+  for (int t = 0; t < batch.n_tokens(); t += 3) batch.hidden_rows.push_back(t);
+  const int vocab = (*cpu)->config().vocab_size, hidden = (*cpu)->config().hidden_size;
+  PagedKvCache cpu_cache = (*cpu)->make_kv_cache(kNumBlocks, kBlockSize);
+  auto expected = (*cpu)->forward(batch, cpu_cache);
+  ASSERT_TRUE(expected.ok()) << expected.status().to_string();
+  const std::vector<float> expected_hidden(expected->begin() + vocab, expected->end());
+  for (auto [dtype, tolerance] :
+       {std::pair(DType::kF32, Tolerance::kF32), std::pair(DType::kBF16, Tolerance::kBF16)}) {
+    auto model = load_gpu(dir, device_comm, dtype, true);
+    ASSERT_NE(model, nullptr);
+    CudaKvCache cache = make_cache(*model);
+    const auto out = forward_ok(*model, batch, cache);
+    ASSERT_EQ(out.size(), vocab + batch.hidden_rows.size() * hidden);
+    const std::vector<float> ours(out.begin() + vocab, out.end());
+    testing::expect_rows_close(ours, expected_hidden, hidden, tolerance,
+                               fmt::format("{} {} hidden rows", GetParam(), dtype_name(dtype)));
+    EXPECT_EQ(
+        model->forward_and_sample(batch, cache, std::vector<cuda::SamplingRow>(1)).status().code(),
+        StatusCode::kInvalidArgument);
+  }
+}
+
 // Decoding one token at a time against the cache gives the logits of recomputing the prefix.
 TEST_P(GpuReferenceTest, CachedDecodeEqualsRecomputation) {
   SKIP_WITHOUT_GPU();

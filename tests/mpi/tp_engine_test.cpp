@@ -1,6 +1,8 @@
 // Under mpirun -np N: the serving engine on a tensor-parallel group (the leader's runner
 // broadcasting StepPlans, the followers executing them) gives the same greedy tokens as the
-// engine in one process, with chunked prefill and preemption in play. Exit status 0 on success.
+// engine in one process, with chunked prefill and preemption in play, and the same embeddings
+// (the leader's final hidden states, which no follower sends). Exit status 0 on success.
+#include <cmath>
 #include <map>
 #include <thread>
 
@@ -18,7 +20,10 @@ constexpr int kBlockSize = 4;
 // Too few blocks for every request at once (6 requests x up to 9 blocks): forces preemption.
 constexpr int kNumBlocks = 24;
 
-using Outputs = std::map<RequestId, std::vector<int32_t>>;
+struct Outputs {
+  std::map<RequestId, std::vector<int32_t>> tokens;
+  std::map<RequestId, std::vector<float>> embeddings;
+};
 
 StatusOr<Outputs> run_requests(ModelRunner& runner) {
   EngineOptions options;
@@ -37,7 +42,16 @@ StatusOr<Outputs> run_requests(ModelRunner& runner) {
     request.sampling.max_tokens = 24;
     request.sampling.ignore_eos = true;
     request.on_event = [&outputs](const StreamEvent& event) {
-      if (event.token) outputs[event.request_id].push_back(*event.token);
+      if (event.token) outputs.tokens[event.request_id].push_back(*event.token);
+    };
+    SW_RETURN_IF_ERROR(engine.add_request(std::move(request)).status());
+  }
+  for (Pooling pooling : {Pooling::kMean, Pooling::kLast}) {
+    Request request;
+    request.prompt_ids = prompts[2];
+    request.pooling = pooling;
+    request.on_event = [&outputs](const StreamEvent& event) {
+      outputs.embeddings[event.request_id] = event.embedding;
     };
     SW_RETURN_IF_ERROR(engine.add_request(std::move(request)).status());
   }
@@ -76,14 +90,27 @@ int run(const MpiSession& session) {
     log()->error("{}", outputs.status().to_string());
     return 1;
   }
-  for (const auto& [id, tokens] : *outputs) {
-    if (tokens.size() != 24 || tokens != (*tp_outputs)[id]) {
+  for (const auto& [id, tokens] : outputs->tokens) {
+    if (tokens.size() != 24 || tokens != tp_outputs->tokens[id]) {
       log()->error("request {}: TP={} tokens differ from one process", id, comm.size());
       return 1;
     }
   }
-  log()->info("PASS: {} requests, TP={} tokens equal single-process tokens", outputs->size(),
-              comm.size());
+  for (const auto& [id, embedding] : outputs->embeddings) {
+    const std::vector<float>& tp = tp_outputs->embeddings[id];
+    double diff = 0, norm = 0;
+    for (std::size_t i = 0; i < embedding.size() && i < tp.size(); ++i) {
+      diff += (embedding[i] - tp[i]) * (embedding[i] - tp[i]);
+      norm += embedding[i] * embedding[i];
+    }
+    // Only the order of the sums across ranks differs (Tolerance::kF32TensorParallel).
+    if (embedding.empty() || tp.size() != embedding.size() || std::sqrt(diff / norm) > 1e-5) {
+      log()->error("embedding {}: TP={} differs from one process", id, comm.size());
+      return 1;
+    }
+  }
+  log()->info("PASS: {} requests, TP={} tokens and {} embeddings equal single-process ones",
+              outputs->tokens.size(), comm.size(), outputs->embeddings.size());
   return 0;
 }
 

@@ -2,6 +2,8 @@
 #include <sys/wait.h>
 
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "models/safetensors.h"
@@ -62,8 +64,24 @@ TEST(Cli, TokenizeAndDetokenize) {
   EXPECT_EQ(nlohmann::json::parse(detokenized.out)["text"], "Once upon a time");
 }
 
-TEST(Cli, ChatNeedsAChatTemplate) {
-  auto run = run_cli("generate --prompt hi --chat");
+TEST(Cli, ChatRendersTheTemplateOrSaysThereIsNone) {
+  // The default model ships a chat template (assets/models/stories260K/README.md).
+  auto chat = run_cli("generate --prompt hi --chat --max-new-tokens 4 --temperature 0");
+  ASSERT_EQ(chat.exit_code, 0) << chat.err;
+  EXPECT_EQ(nlohmann::json::parse(chat.out)["token_ids"].size(), 4u);
+
+  // The same model without one: a clear error.
+  const auto model = testing::scratch_dir("cli-no-template");
+  for (const auto& entry : std::filesystem::directory_iterator(testing::default_model_dir())) {
+    if (entry.path().filename() == "tokenizer_config.json") continue;
+    std::filesystem::remove(model / entry.path().filename());
+    std::filesystem::create_symlink(entry.path(), model / entry.path().filename());
+  }
+  auto config = nlohmann::json::parse(
+      testing::read_text_file(testing::default_model_dir() / "tokenizer_config.json"));
+  config.erase("chat_template");
+  std::ofstream(model / "tokenizer_config.json") << config.dump();
+  auto run = run_cli("generate --model " + model.string() + " --prompt hi --chat");
   EXPECT_NE(run.exit_code, 0);
   EXPECT_NE(run.err.find("no chat template"), std::string::npos) << run.err;
   auto neither = run_cli("generate");

@@ -141,5 +141,26 @@ TEST(Sampler, ValidationNamesTheBadParameter) {
   EXPECT_NE(bad([](auto& p) { p.logprobs = -1; }).find("logprobs"), std::string::npos);
 }
 
+// The bias is added before every cut: a token outside the top 2 enters it, greedy included,
+// and a banned token is never drawn; log-probabilities stay those of the raw logits.
+TEST(Sampler, LogitBiasComesBeforeEveryCut) {
+  SamplingParams greedy;
+  greedy.logit_bias = {{3, 5.0f}};
+  EXPECT_EQ(Sampler(greedy).sample(kLogits), 3);
+  SamplingParams top2 = sampling(1.0f, 2, 1.0f, 9);
+  top2.logit_bias = {{0, -100.0f}, {3, 2.0f}};  // 3: log 0.05 + 2 = -1.0 > log 0.3 = -1.2
+  Sampler sampler(top2);
+  const auto counts = histogram(sampler, kLogits, 4000);
+  EXPECT_EQ(counts.count(0), 0u);
+  EXPECT_EQ(counts.count(2), 0u);  // cut by top_k = 2 after the bias
+  EXPECT_GT(counts.at(3), counts.at(1));
+  SamplingParams with_logprobs = greedy;
+  with_logprobs.logprobs = 1;
+  const SampledToken token = Sampler(with_logprobs).sample(kLogits, {}, {});
+  EXPECT_EQ(token.token, 3);
+  EXPECT_NEAR(token.logprobs->logprob, std::log(0.05f), 1e-5);
+  EXPECT_EQ(token.logprobs->top[0].first, 0);
+}
+
 }  // namespace
 }  // namespace shardwise

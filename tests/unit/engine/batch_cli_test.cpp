@@ -98,5 +98,88 @@ TEST(BatchCli, ABadLineFailsNamingItsLineBeforeAnyWork) {
   }
 }
 
+TEST(BatchCli, StopStringsAndLogitBiasOnShardwiseLines) {
+  auto run = run_batch(
+      "stop", R"({"id": 1, "prompt": "Once upon a time", "max_tokens": 30, "temperature": 0})"
+              "\n"
+              R"({"id": 2, "prompt": "Once upon a time", "max_tokens": 30, "temperature": 0,)"
+              R"( "stop": ["little", "never"], "logprobs": 1})"
+              "\n"
+              R"({"id": 3, "prompt": "Once upon a time", "max_tokens": 30, "temperature": 0,)"
+              R"( "logit_bias": {"432": -100}})"
+              "\n");
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  const std::string full = run.results[0]["text"];
+  ASSERT_NE(full.find("little"), std::string::npos) << full;
+  EXPECT_EQ(run.results[1]["text"], full.substr(0, full.find("little")));
+  EXPECT_EQ(run.results[1]["finish_reason"], "stop");
+  EXPECT_LT(run.results[1]["token_ids"].size(), run.results[0]["token_ids"].size());
+  EXPECT_EQ(run.results[1]["logprobs"].size(), run.results[1]["token_ids"].size());
+  EXPECT_EQ(run.results[0]["token_ids"][0], 432);  // "," ...
+  EXPECT_NE(run.results[2]["token_ids"][0], 432);  // ... banned
+  for (const auto& id : run.results[2]["token_ids"]) EXPECT_NE(id, 432);
+}
+
+TEST(BatchCli, ReadsAndWritesTheOpenAiBatchFormat) {
+  const std::string input =
+      R"({"custom_id": "chat-1", "method": "POST", "url": "/v1/chat/completions", "body":)"
+      R"( {"model": "stories260K", "messages": [{"role": "user", "content": [{"type": "text",)"
+      R"( "text": "Tell me a story"}]}], "max_completion_tokens": 8, "temperature": 0,)"
+      R"( "logprobs": true, "top_logprobs": 2}})"
+      "\n"
+      R"({"custom_id": "text-2", "method": "POST", "url": "/v1/completions", "body":)"
+      R"( {"model": "stories260K", "prompt": "Once upon a time", "max_tokens": 30,)"
+      R"( "temperature": 1.2, "seed": 3, "n": 2, "stop": "never"}})"
+      "\n"
+      R"({"custom_id": "bad-3", "method": "POST", "url": "/v1/chat/completions", "body":)"
+      R"( {"model": "stories260K", "messages": [{"role": "user", "content": "x"}],)"
+      R"( "tools": [{"type": "function"}]}})"
+      "\n"
+      R"({"custom_id": "bad-4", "method": "POST", "url": "/v1/completions", "body":)"
+      R"( {"model": "stories260K", "prompt": "x", "temperature": -2}})"
+      "\n"
+      R"({"id": "native", "prompt": "Once upon a time", "max_tokens": 30, "temperature": 1.2,)"
+      R"( "seed": 4, "stop": "never"})"
+      "\n";
+  auto run = run_batch("openai", input);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  ASSERT_EQ(run.results.size(), 5u);
+  const json& chat = run.results[0];
+  EXPECT_EQ(chat["custom_id"], "chat-1");
+  EXPECT_TRUE(chat["error"].is_null());
+  EXPECT_EQ(chat["response"]["status_code"], 200);
+  const json& body = chat["response"]["body"];
+  EXPECT_EQ(body["object"], "chat.completion");
+  EXPECT_EQ(body["model"], "stories260K");
+  EXPECT_EQ(body["choices"][0]["message"]["role"], "assistant");
+  EXPECT_EQ(body["usage"]["completion_tokens"], 8);
+  EXPECT_EQ(body["choices"][0]["logprobs"]["content"].size(), 8u);
+  EXPECT_EQ(body["choices"][0]["logprobs"]["content"][0]["top_logprobs"].size(), 2u);
+  // Choice i samples with seed + i: choice 1 of seed 3 is the shardwise line of seed 4.
+  const json& choices = run.results[1]["response"]["body"]["choices"];
+  ASSERT_EQ(choices.size(), 2u);
+  EXPECT_EQ(choices[1]["text"], run.results[4]["text"]);
+  EXPECT_EQ(choices[1]["finish_reason"], run.results[4]["finish_reason"]);
+  EXPECT_NE(choices[0]["text"], choices[1]["text"]);
+  EXPECT_EQ(run.results[1]["response"]["body"]["object"], "text_completion");
+  for (int i : {2, 3}) {
+    EXPECT_EQ(run.results[i]["response"]["status_code"], 400) << i;
+  }
+  EXPECT_NE(run.results[2]["response"]["body"]["error"]["message"].get<std::string>().find(
+                "'tools' is not supported"),
+            std::string::npos);
+  EXPECT_NE(
+      run.results[3]["response"]["body"]["error"]["message"].get<std::string>().find("temperature"),
+      std::string::npos);
+
+  // A malformed envelope fails the file, naming its line.
+  auto bad = run_batch(
+      "openai-bad",
+      R"({"custom_id": "e", "method": "POST", "url": "/v1/embeddings", "body": {"input": "x"}})"
+      "\n");
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.err.find("line 1: \"url\""), std::string::npos) << bad.err;
+}
+
 }  // namespace
 }  // namespace shardwise

@@ -40,6 +40,16 @@ TEST(Engine, RejectsBadParametersBeforeSchedulingAnything) {
   expect_rejected(with([](SamplingParams& p) { p.repetition_penalty = 0; }), kInvalid,
                   "repetition_penalty");
   expect_rejected(with([](SamplingParams& p) { p.logprobs = 21; }), kInvalid, "logprobs");
+  expect_rejected(with([](SamplingParams& p) { p.prompt_logprobs = -1; }), kInvalid,
+                  "prompt_logprobs");
+  expect_rejected(with([](SamplingParams& p) {
+                    p.logit_bias = {{3, 101.0f}};
+                  }),
+                  kInvalid, "logit_bias of token 3 must be in [-100, 100]");
+  expect_rejected(with([](SamplingParams& p) {
+                    p.logit_bias = {{kVocab, 1.0f}};
+                  }),
+                  kInvalid, "logit_bias token id 32 is outside the vocabulary");
   expect_rejected(greedy_request({}, 4), kInvalid, "empty");
   expect_rejected(greedy_request({1, kVocab}, 4), kInvalid, "vocabulary");
   expect_rejected(greedy_request(std::vector<int32_t>(20, 1), 1), StatusCode::kOutOfRange,
@@ -227,9 +237,12 @@ TEST(Engine, TemperaturesBelowTheGreedyThresholdReachTheDeviceAsGreedy) {
   EXPECT_EQ(runner.device_sampled_rows(), 8);
 }
 
-TEST(Engine, PenaltiesOrLogprobsInTheBatchSampleOnTheHost) {
+TEST(Engine, PenaltiesLogprobsOrALogitBiasInTheBatchSampleOnTheHost) {
   for (auto host_only : {+[](SamplingParams& p) { p.repetition_penalty = 1.3f; },
-                         +[](SamplingParams& p) { p.logprobs = 2; }}) {
+                         +[](SamplingParams& p) { p.logprobs = 2; },
+                         +[](SamplingParams& p) {
+                           p.logit_bias = {{3, 0.5f}};
+                         }}) {
     FakeModelRunner runner(64, 4, kVocab, 256);
     runner.set_samples_on_device(true);
     Engine engine(runner);

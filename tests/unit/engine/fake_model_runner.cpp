@@ -30,6 +30,7 @@ std::vector<int32_t> fake_greedy(std::vector<int32_t> prompt, int max_tokens,
 FakeModelRunner::FakeModelRunner(int num_blocks, int block_size, int vocab, int context)
     : num_blocks_(num_blocks), block_size_(block_size), slots_(num_blocks * block_size, -1) {
   config_.vocab_size = vocab;
+  config_.hidden_size = kFakeHidden;
   config_.max_position_embeddings = context;
   config_.eos_token_ids = {2};
 }
@@ -74,20 +75,29 @@ StatusOr<std::vector<float>> FakeModelRunner::execute(const ForwardBatch& batch)
   // K/V of the whole batch are written before any token attends, as in LlamaModel::forward.
   for (int t = 0; t < batch.n_tokens(); ++t) slots_[batch.slot_mapping[t]] = batch.token_ids[t];
 
-  std::vector<float> logits;  // [n_rows, vocab]
-  for (int32_t row : batch.logit_rows) {
-    const int32_t* table =
-        batch.block_tables.data() + batch.seq_index[row] * batch.max_blocks_per_seq;
-    std::vector<int32_t> prefix;  // what attention at this row reads: positions [0, position]
-    for (int p = 0; p <= batch.positions[row]; ++p) {
-      const int32_t token = slots_[table[p / block_size_] * block_size_ + p % block_size_];
-      if (token < 0) return internal_error("row {} reads a slot never written", row);
-      prefix.push_back(token);
+  std::vector<float> out;  // [n_rows, vocab], then [n_hidden, hidden]
+  for (const auto& [rows, width] : {std::pair(&batch.logit_rows, config_.vocab_size),
+                                    std::pair(&batch.hidden_rows, config_.hidden_size)}) {
+    for (int32_t row : *rows) {
+      SW_ASSIGN_OR_RETURN(std::vector<int32_t> prefix, read_prefix(batch, row));
+      const auto values = fake_logits(prefix, width);
+      out.insert(out.end(), values.begin(), values.end());
     }
-    const auto row_logits = fake_logits(prefix, config_.vocab_size);
-    logits.insert(logits.end(), row_logits.begin(), row_logits.end());
   }
-  return logits;
+  return out;
+}
+
+StatusOr<std::vector<int32_t>> FakeModelRunner::read_prefix(const ForwardBatch& batch,
+                                                            int32_t row) const {
+  const int32_t* table =
+      batch.block_tables.data() + batch.seq_index[row] * batch.max_blocks_per_seq;
+  std::vector<int32_t> prefix;  // what attention at this row reads: positions [0, position]
+  for (int p = 0; p <= batch.positions[row]; ++p) {
+    const int32_t token = slots_[table[p / block_size_] * block_size_ + p % block_size_];
+    if (token < 0) return internal_error("row {} reads a slot never written", row);
+    prefix.push_back(token);
+  }
+  return prefix;
 }
 
 StatusOr<std::vector<int32_t>> FakeModelRunner::execute_and_sample(

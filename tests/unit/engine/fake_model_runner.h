@@ -12,8 +12,10 @@
 
 namespace shardwise::testing {
 
-// Deterministic logits for the next token after `prefix`: [vocab].
+// Deterministic logits for the next token after `prefix`: [vocab]. The fake's final hidden
+// state at the prefix's last position is fake_logits(prefix, kFakeHidden).
 std::vector<float> fake_logits(std::span<const int32_t> prefix, int vocab);
+inline constexpr int kFakeHidden = 8;
 
 // The greedy continuation of `prompt` under fake_logits, with the engine's stop rules.
 std::vector<int32_t> fake_greedy(std::vector<int32_t> prompt, int max_tokens,
@@ -38,6 +40,8 @@ class FakeModelRunner : public ModelRunner {
   int device_sampled_rows() const { return device_sampled_rows_; }
 
   void fail_next_execute() { fail_next_ = true; }
+  // The tokens attention at `row` reads through its block table: positions [0, position].
+  StatusOr<std::vector<int32_t>> read_prefix(const ForwardBatch& batch, int32_t row) const;
   int64_t executed_tokens() const { return executed_tokens_; }
 
  private:

@@ -233,5 +233,30 @@ TEST(ChatTemplate, TokenizerWithoutTemplate) {
   EXPECT_EQ(text.status().code(), StatusCode::kFailedPrecondition);
 }
 
+// The template the default model ships (assets/models/stories260K/README.md): every role it
+// accepts, a message's name, and a clear error for a role it does not.
+TEST(ChatTemplate, DefaultModelTemplate) {
+  auto tokenizer = Tokenizer::load(default_model_dir());
+  ASSERT_TRUE(tokenizer.ok()) << tokenizer.status().to_string();
+  const json messages = json::parse(R"([
+      {"role": "system", "content": "Tell stories."},
+      {"role": "user", "content": "Hi", "name": "Lily"},
+      {"role": "assistant", "content": "Once"},
+      {"role": "tool", "content": "42"},
+      {"role": "user", "content": "More"}])");
+  auto text = (*tokenizer)->apply_chat_template(messages, true);
+  ASSERT_TRUE(text.ok()) << text.status().to_string();
+  EXPECT_EQ(*text,
+            "<s>Tell stories.\n\nLily: Hi\nAssistant: Once</s>\nTool: 42\nUser: More\n"
+            "Assistant:");
+  auto refused =
+      (*tokenizer)
+          ->apply_chat_template(json::parse(R"([{"role": "function", "content": "x"}])"), true);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(refused.status().message().find("stories260K has no function role"), std::string::npos)
+      << refused.status().to_string();
+}
+
 }  // namespace
 }  // namespace shardwise::testing

@@ -1,4 +1,4 @@
-#include "coordinator/stop_strings.h"
+#include "tokenizer/stop_strings.h"
 
 #include <gtest/gtest.h>
 
