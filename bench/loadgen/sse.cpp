@@ -3,8 +3,6 @@
 namespace shardwise::loadgen {
 
 void SseParser::feed(std::string_view bytes) {
-  // Bounded: an error body is small, and an event stream is kept only in its pieces below.
-  if (raw_.size() < 64 * 1024) raw_.append(bytes.substr(0, 64 * 1024 - raw_.size()));
   pending_.append(bytes);
   size_t start = 0;
   while (true) {

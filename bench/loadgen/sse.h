@@ -16,14 +16,11 @@ class SseParser {
   explicit SseParser(EventFn on_event) : on_event_(std::move(on_event)) {}
 
   void feed(std::string_view bytes);
-  // Everything fed so far (an error response is a JSON body, not events).
-  const std::string& raw() const { return raw_; }
 
  private:
   void line(std::string_view text);
 
   EventFn on_event_;
-  std::string raw_;
   std::string pending_;  // an incomplete line
   std::string data_;     // the current event's data lines
   bool has_data_ = false;

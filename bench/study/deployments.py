@@ -47,13 +47,13 @@ def session_members(sid):
 class Session:
     """A command started in a new session, its output in `log_path`."""
 
-    def __init__(self, argv, log_path, must_stay=True):
+    def __init__(self, argv, log_path, must_stay=True, env=None):
         self.argv = [str(a) for a in argv]
         self.log_path = log_path
         self.must_stay = must_stay  # False: a launcher command that may exit 0 (e.g. sbatch)
         with open(log_path, "ab") as log:
             self.process = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL,
+                                            stdin=subprocess.DEVNULL, env=env,
                                             start_new_session=True)
         self.sid = self.process.pid
 
@@ -189,8 +189,8 @@ class Launcher:
     def session_ids(self):
         return [s.sid for s in self.sessions]
 
-    def spawn(self, argv, log_name, must_stay=True):
-        session = Session(argv, os.path.join(self.run_dir, log_name), must_stay)
+    def spawn(self, argv, log_name, must_stay=True, env=None):
+        session = Session(argv, os.path.join(self.run_dir, log_name), must_stay, env)
         self.sessions.append(session)
         return session
 
@@ -232,11 +232,16 @@ class MpirunLauncher(Launcher):
         self.spawn([os.path.join(bin_dir, "shardwise-coordinator"), "--grpc", self.grpc,
                     "--http", f"127.0.0.1:{http_port}", "--models", d.model_name,
                     "--log-level", "warn", *d.coordinator_args], "coordinator.log")
-        self.spawn([*self.study.mpirun, "-np", d.ranks, os.path.join(bin_dir, "shardwise-shard"),
-                    "--model", model_dir, "--model-name", d.model_name, "--tp", d.tp,
-                    "--device", d.device, "--threads", d.threads, "--capacity", d.capacity,
-                    "--coordinator", self.grpc, "--listen", f"127.0.0.1:{listen_port}",
-                    "--log-level", "warn", *d.shard_args], "shards.log")
+        # OMP_NUM_THREADS as well as --threads: the shard applies --threads on its main thread,
+        # and OpenMP threads started elsewhere (the engine's) would take every core and spin
+        # on an oversubscribed host.
+        env = dict(os.environ, OMP_NUM_THREADS=str(d.threads))
+        self.spawn([*self.study.mpirun, "-x", "OMP_NUM_THREADS", "-np", d.ranks,
+                    os.path.join(bin_dir, "shardwise-shard"), "--model", model_dir,
+                    "--model-name", d.model_name, "--tp", d.tp, "--device", d.device,
+                    "--threads", d.threads, "--capacity", d.capacity, "--coordinator", self.grpc,
+                    "--listen", f"127.0.0.1:{listen_port}", "--log-level", "warn", *d.shard_args],
+                   "shards.log", env=env)
         self.wait_ready()
 
 

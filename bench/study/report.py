@@ -65,10 +65,9 @@ def plot_throughput_latency(model, deps, points, axis, path):
     handles = [Line2D([], [], color=c, lw=2, label=d["name"]) for c, d in zip(COLORS, deps)]
     handles += [Line2D([], [], color="black", ls="-", marker="o", label="p50"),
                 Line2D([], [], color="black", ls="--", marker="^", label="p99")]
-    axes[0].legend(handles=handles, fontsize=8, loc="upper left")
-    fig.text(0.5, 0.005, f"numbers beside the p50 markers: {load_label(axis)}", ha="center",
-             fontsize=8)
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), fontsize=9,
+               title=f"numbers beside the p50 markers: {load_label(axis)}", title_fontsize=8)
+    fig.tight_layout(rect=(0, 0.1 + 0.04 * (len(handles) > 6), 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
@@ -93,6 +92,8 @@ def plot_latency_vs_load(model, deps, points, axis, path):
         for ax in (top, mid, bottom):
             if axis == "concurrency":
                 ax.set_xscale("log", base=2)
+                ax.set_xticks(loads, [f"{v:g}" for v in loads])
+                ax.minorticks_off()
             ax.grid(True, which="both", alpha=0.3)
             if sat is not None:
                 ax.axvline(sat["load"], color="black", ls=":", lw=1.5)
@@ -117,38 +118,51 @@ def plot_latency_vs_load(model, deps, points, axis, path):
 
 
 def plot_scaling(rows, path):
-    fig, axes = plt.subplots(1, 2, figsize=(12, 5))
-    for ax, kind, size, label in (
-            (axes[0], "tp", "tp", "TP degree (ranks per replica)"),
-            (axes[1], "replicas", "replicas", "replicas")):
-        kind_rows = [r for r in rows if r["kind"] == kind]
-        base_key = "base_" + size
+    fig, axes = plt.subplots(1, 3, figsize=(17, 5.2))
+    panels = ((axes[0], ("tp",), lambda r: r["tp"], lambda r: r["base_tp"],
+               "TP degree (ranks per replica)", "TP"),
+              (axes[1], ("replicas",), lambda r: r["replicas"], lambda r: r["base_replicas"],
+               "replicas", "replicas"),
+              (axes[2], ("tp x replicas",), lambda r: r["tp"] * r["replicas"],
+               lambda r: r["base_tp"] * r["base_replicas"], "ranks (TP x replicas, both > 1)",
+               "TP x replicas"))
+    for ax, kinds, size, base_size, label, title in panels:
+        kind_rows = [r for r in rows if r["kind"] in kinds]
         ticks = set()
-        for base in sorted({r[base_key] for r in kind_rows}):
-            top = max(r[size] for r in kind_rows if r[base_key] == base)
+        bases = sorted({base_size(r) for r in kind_rows})
+        for base in bases:
+            top = max(size(r) for r in kind_rows if base_size(r) == base)
             ax.plot([base, top], [1, top / base], "k--",
-                    label="ideal (linear)" if base == min(r[base_key] for r in kind_rows) else None)
+                    label="ideal (linear)" if base == bases[0] else None)
         for color, model in zip(COLORS, sorted({r["model"] for r in kind_rows})):
-            mine = sorted((r for r in kind_rows if r["model"] == model), key=lambda r: r[size])
-            xs = [mine[0][base_key]] + [r[size] for r in mine]
+            mine = sorted((r for r in kind_rows if r["model"] == model), key=size)
+            xs = [base_size(mine[0])] + [size(r) for r in mine]
             ys = [1.0] + [r["speedup"] for r in mine]
             ticks.update(xs)
-            eff = ", ".join(f"{r['efficiency']:.0%} at {r[size]}" for r in mine)
-            ax.plot(xs, ys, "-o", color=color, label=f"{model} (efficiency {eff})")
+            ax.plot(xs, ys, "-o", color=color, label=model)
+            for r in mine:
+                ax.annotate(f"{r['efficiency']:.0%}", (size(r), r["speedup"]), fontsize=8,
+                            color=color, textcoords="offset points", xytext=(5, 3))
         if not kind_rows:
-            ax.text(0.5, 0.5, f"no {kind} scaling in this study", transform=ax.transAxes,
+            ax.text(0.5, 0.5, f"no {title} scaling in this study", transform=ax.transAxes,
                     ha="center")
         ax.set_xticks(sorted(ticks) or [1])
         ax.set_xlabel(label)
         ax.set_ylabel("speed-up of peak output throughput (x)")
-        ax.set_title(f"scaling with {label.split(' (')[0]} (baseline: the smallest deployment)")
+        ax.set_title(f"scaling with {title} (labels: efficiency)", fontsize=11)
         ax.set_ylim(bottom=0)
         ax.grid(True, alpha=0.3)
         if kind_rows:
             ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def load_average(point):
+    m = point.get("machine") or {}
+    start, end = m.get("load_average_start"), m.get("load_average_end")
+    return f"{start[0]:.1f}-{end[0]:.1f}" if start and end else "-"
 
 
 def fmt(value, digits=1):
@@ -212,13 +226,14 @@ def point_tables(results, points, axis):
             continue
         lines += [f"### {d['name']}", "",
                   f"| {axis} | in/out | requests | req/s | output tok/s | TTFT p50 / p90 / p99 "
-                  "(ms) | TPOT p50 / p90 / p99 (ms) | ITL p99 (ms) | E2E p50 (ms) | errors |",
-                  "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                  "(ms) | TPOT p50 / p90 / p99 (ms) | ITL p99 (ms) | E2E p50 (ms) | errors | "
+                  "goodput (req/s) | loadgen CPU | load average |",
+                  "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for p in pts:
             s = p.get("summary")
             if not s:
                 lines.append(f"| {p['load']:g} | {p['input_len']}/{p['output_len']} | "
-                             f"failed: {p.get('error', '?')} | | | | | | | |")
+                             f"failed: {p.get('error', '?')} | | | | | | | | | | |")
                 continue
             lines.append(
                 f"| {p['load']:g} | {p['input_len']}/{p['output_len']} | {s['sent']} | "
@@ -227,7 +242,8 @@ def point_tables(results, points, axis):
                 f"{fmt(ms(p, 'ttft_s', 'p99'))} | {fmt(ms(p, 'tpot_s', 'median'), 2)} / "
                 f"{fmt(ms(p, 'tpot_s', 'p90'), 2)} / {fmt(ms(p, 'tpot_s', 'p99'), 2)} | "
                 f"{fmt(ms(p, 'itl_s', 'p99'), 2)} | {fmt(ms(p, 'e2e_s', 'median'), 0)} | "
-                f"{s['errors']} |")
+                f"{s['errors']} | {fmt(s.get('goodput'), 2)} | "
+                f"{p['client']['cpu_utilization']:.0%} | {load_average(p)} |")
         lines.append("")
     return lines
 
@@ -258,9 +274,10 @@ def write_report(out_dir):
               "between token messages. A deployment **saturates** at the lowest load whose output "
               f"throughput reaches {analysis.SATURATION_FRACTION:.0%} of its peak; **speed-up** "
               "is its peak output throughput over that of TP=1 with one replica of the same "
-              "model, **efficiency** the speed-up over the degree (TP x replicas). The server's "
+              "model (its smallest deployment where that was not run), **efficiency** the "
+              "speed-up over the relative degree (TP x replicas). The server's "
               "token counter delta (`/metrics`) is compared with the sum of the responses' usage "
-              "at every point. Raw per-request JSON: `raw/DEPLOYMENT/POINT.json`.", ""]
+              "at every point. Raw per-request JSON: `raw/DEPLOYMENT/POINT.json.gz`; logs: `runs/DEPLOYMENT/`.", ""]
     lines += ["## Findings", ""] + deployment_table(results, points, axis) + [""]
     rows = analysis.scaling_rows(results["deployments"], points)
     if rows:

@@ -1,12 +1,14 @@
 """Runs a scaling study: starts each deployment of a study file, runs shardwise-loadgen at
 every sweep point, tears the deployment down, and writes results.json, the raw loadgen JSON
-of every point, and the report (report.md and PNG plots).
+of every point (raw/DEPLOYMENT/POINT.json.gz), the logs of each deployment (runs/), and the
+report (report.md and PNG plots).
 
 Usage: scripts/scaling-study.sh STUDY.yaml [--out DIR] [--build DIR] [--only TEXT]
        scripts/scaling-study.sh --report-only DIR
 """
 import argparse
 import datetime
+import gzip
 import json
 import os
 import platform
@@ -103,7 +105,11 @@ def run_point(study, deployment, launcher, point, raw_dir):
         return entry
     with open(raw) as f:
         result = json.load(f)
-    entry["raw"] = os.path.relpath(raw, os.path.dirname(os.path.dirname(raw_dir)))
+    # Compressed: the per-request rows (every inter-token gap) are most of a study's bytes.
+    with open(raw, "rb") as f, gzip.open(raw + ".gz", "wb") as out:
+        shutil.copyfileobj(f, out)
+    os.remove(raw)
+    entry["raw"] = os.path.relpath(raw + ".gz", os.path.dirname(os.path.dirname(raw_dir)))
     for key in ("summary", "server", "client", "warmup", "machine"):
         entry[key] = result.get(key)
     return entry
@@ -142,6 +148,7 @@ def run_deployment(study, deployment, out_dir, results):
     finally:
         record["session_ids"] = launcher.session_ids()
         record["clean_teardown"] = launcher.stop()
+        shutil.rmtree(os.path.join(run_dir, "models"), ignore_errors=True)  # staged copies
         if not record["clean_teardown"]:
             log(f"{deployment.name}: processes survived SIGKILL: {launcher.session_ids()}")
 

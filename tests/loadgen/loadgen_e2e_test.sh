@@ -3,9 +3,9 @@
 # stories260K shard on loopback. Every run is checked by check_run.py: each request sent has
 # a row, finished + errors = sent, the output tokens are the sum of the usage and equal the
 # server's /metrics delta. Also: gRPC, /v1/completions (open loop) and /v1/chat/completions;
-# a JSONL workload without streaming; a model the server does not serve and a wrong API key
-# (every request an error with its code); bad flags (exit 2); and the shard killed mid-run
-# (the requests it held fail, none is lost).
+# the shared-prefix workload; a JSONL workload without streaming; a model the server does not
+# serve and a wrong API key (every request an error with its code); bad flags (exit 2); and the
+# shard killed mid-run (the requests it held fail, none is lost).
 # Usage: loadgen_e2e_test.sh LOADGEN COORDINATOR SHARD
 set -euo pipefail
 loadgen=$1 coordinator=$2 shard=$3
@@ -78,6 +78,12 @@ check "$work/completions.json" --sent 16 --errors 0 --output-tokens 96 --agree -
 lg --protocol chat --concurrency 2 --requests 6 --input-len 5 --output-len 5 \
   --out "$work/chat.json" --csv "$work/runs.csv" --label chat >/dev/null || fail "chat run exited $?"
 check "$work/chat.json" --sent 6 --errors 0 --output-tokens 30 --agree --min-input-tokens 5 --itl
+
+# The shared-prefix workload: 2 system prompts x 3 questions, cycled.
+lg --protocol grpc --workload shared-prefix --num-prefixes 2 --questions-per-prefix 3 \
+  --prefix-len 32 --input-len 8 --output-len 4 --concurrency 3 --requests 12 \
+  --out "$work/prefix.json" >/dev/null || fail "shared-prefix run exited $?"
+check "$work/prefix.json" --sent 12 --errors 0 --output-tokens 48 --agree --min-input-tokens 40
 
 # A JSONL workload, not streamed (one body per request).
 printf '%s\n' '{"prompt": "Once upon a time"}' '{"prompt": [1, 403, 407], "max_tokens": 2}' \

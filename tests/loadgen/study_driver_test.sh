@@ -55,7 +55,7 @@ YAML
   >"$work/study.log" 2>&1 || fail "the study exited $?"
 
 "$python" - "$work/out" <<'PY' || fail "results"
-import json, os, sys
+import gzip, json, os, sys
 out = sys.argv[1]
 results = json.load(open(os.path.join(out, "results.json")))
 points = results["points"]
@@ -66,7 +66,7 @@ for p, sent in zip(points, (3, 4)):  # max(3 requests, 2 x concurrency)
     assert s["output_tokens"] == 8 * sent, s
     counter = [c for c in p["server"]["counters"] if c["quantity"] == "output_tokens"][0]
     assert counter["agree"] and counter["server"] == 8 * sent, counter
-    raw = json.load(open(os.path.join(out, p["raw"])))
+    raw = json.load(gzip.open(os.path.join(out, p["raw"])))
     assert len(raw["requests"]) == sent, p["raw"]
 (d,) = results["deployments"]
 assert d["clean_teardown"] and not d.get("error"), d
