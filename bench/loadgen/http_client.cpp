@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "bench/loadgen/client.h"
+#include "bench/loadgen/openai_response.h"
 #include "bench/loadgen/sse.h"
 
 namespace shardwise::loadgen {
@@ -74,59 +75,6 @@ json request_body(const RequestSpec& spec, const ClientOptions& o) {
   return body;
 }
 
-// "CODE: message" from an OpenAI error object, e.g. {"error": {"message", "code"}}.
-std::string error_text(const json& body, int http_status) {
-  const json* error = body.is_object() && body.contains("error") ? &body["error"] : nullptr;
-  std::string code = "HTTP " + std::to_string(http_status);
-  std::string message = "no error message";
-  if (error != nullptr && error->is_object()) {
-    if (error->contains("code") && (*error)["code"].is_string()) code = (*error)["code"];
-    if (error->contains("message") && (*error)["message"].is_string()) {
-      message = (*error)["message"];
-    }
-  }
-  return code + ": " + message;
-}
-
-// What one response (a stream of chunks, or one body) said.
-struct Outcome {
-  std::string finish_reason;
-  int prompt_tokens = -1, completion_tokens = -1;
-  std::string error;
-  bool malformed = false;
-
-  // Reads one chunk (or the whole body); returns whether it carried tokens.
-  bool read(const json& j, Protocol protocol) {
-    if (!j.is_object()) {
-      malformed = true;
-      return false;
-    }
-    if (j.contains("error")) {
-      error = error_text(j, 200);
-      return false;
-    }
-    if (auto u = j.find("usage"); u != j.end() && u->is_object()) {
-      prompt_tokens = u->value("prompt_tokens", -1);
-      completion_tokens = u->value("completion_tokens", -1);
-    }
-    auto choices = j.find("choices");
-    if (choices == j.end() || !choices->is_array() || choices->empty()) return false;
-    const json& c = (*choices)[0];
-    if (!c.is_object()) return false;
-    const json* holder = protocol == Protocol::kChat ? (c.contains("delta")     ? &c["delta"]
-                                                        : c.contains("message") ? &c["message"]
-                                                                                : nullptr)
-                                                     : &c;
-    const char* key = protocol == Protocol::kChat ? "content" : "text";
-    const bool has_text = holder != nullptr && holder->is_object() && holder->contains(key) &&
-                          (*holder)[key].is_string() && !(*holder)[key].get<std::string>().empty();
-    auto finish = c.find("finish_reason");
-    const bool finished = finish != c.end() && finish->is_string();
-    if (finished) finish_reason = *finish;
-    return has_text || !finished;
-  }
-};
-
 class HttpClient final : public Client {
  public:
   HttpClient(ClientOptions options, Url url, Clock::time_point zero)
@@ -179,7 +127,7 @@ class HttpClient final : public Client {
   RequestResult send(httplib::Client& http, const RequestSpec& spec) const {
     const Protocol protocol = options_.protocol;
     ResultRecorder recorder(spec, zero_);
-    Outcome outcome;
+    OpenAiOutcome outcome;
     int status = 0;
     std::string body;
     SseParser events([&](const std::string& data) {
@@ -217,7 +165,7 @@ class HttpClient final : public Client {
       return recorder.fail("UNAVAILABLE: " + httplib::to_string(error));
     }
     if (status != 200) {
-      return recorder.fail(error_text(json::parse(body, nullptr, false), status));
+      return recorder.fail(openai_error_text(json::parse(body, nullptr, false), status));
     }
     if (!options_.stream) outcome.read(json::parse(body, nullptr, false), protocol);
     if (!outcome.error.empty()) return recorder.fail(outcome.error);

@@ -110,10 +110,12 @@ std::string text_summary(const json& report) {
   const json& s = report["summary"];
   std::string out = fmt::format(
       "requests: {} sent, {} finished, {} errors in {:.2f} s\n"
-      "throughput: {:.2f} requests/s, {:.1f} output tokens/s, {:.1f} total tokens/s\n",
+      "throughput: {:.2f} requests/s, {:.1f} output tokens/s, {:.1f} total tokens/s "
+      "({:.2f} tokens/message)\n",
       s["sent"].get<int64_t>(), s["finished"].get<int64_t>(), s["errors"].get<int64_t>(),
       s["duration_s"].get<double>(), s["request_throughput"].get<double>(),
-      s["output_throughput"].get<double>(), s["total_token_throughput"].get<double>());
+      s["output_throughput"].get<double>(), s["total_token_throughput"].get<double>(),
+      s["tokens_per_message"].get<double>());
   for (const char* metric : {"ttft_s", "tpot_s", "itl_s", "e2e_s"}) {
     const json& d = s[metric];
     if (d["count"].get<size_t>() == 0) continue;

@@ -96,6 +96,7 @@ Summary summarize(const std::vector<RequestResult>& results, const Slo& slo) {
     ++s.sent;
     s.input_tokens += r.input_tokens;
     s.output_tokens += r.output_tokens;
+    s.messages += r.messages;
     first = std::min(first, r.start_s);
     last = std::max(last, r.start_s + r.e2e_s);
     if (!r.ok()) {
@@ -132,20 +133,25 @@ nlohmann::json to_json(const Distribution& d) {
 }
 
 nlohmann::json to_json(const Summary& s) {
-  nlohmann::json out = {{"sent", s.sent},
-                        {"finished", s.finished},
-                        {"errors", s.errors},
-                        {"errors_by_code", s.errors_by_code},
-                        {"duration_s", s.duration_s},
-                        {"input_tokens", s.input_tokens},
-                        {"output_tokens", s.output_tokens},
-                        {"request_throughput", s.request_throughput},
-                        {"output_throughput", s.output_throughput},
-                        {"total_token_throughput", s.total_token_throughput},
-                        {"ttft_s", to_json(s.ttft)},
-                        {"tpot_s", to_json(s.tpot)},
-                        {"itl_s", to_json(s.itl)},
-                        {"e2e_s", to_json(s.e2e)}};
+  nlohmann::json out = {
+      {"sent", s.sent},
+      {"finished", s.finished},
+      {"errors", s.errors},
+      {"errors_by_code", s.errors_by_code},
+      {"duration_s", s.duration_s},
+      {"input_tokens", s.input_tokens},
+      {"output_tokens", s.output_tokens},
+      {"messages", s.messages},
+      {"tokens_per_message",
+       s.messages > 0 ? static_cast<double>(s.output_tokens) / static_cast<double>(s.messages)
+                      : 0.0},
+      {"request_throughput", s.request_throughput},
+      {"output_throughput", s.output_throughput},
+      {"total_token_throughput", s.total_token_throughput},
+      {"ttft_s", to_json(s.ttft)},
+      {"tpot_s", to_json(s.tpot)},
+      {"itl_s", to_json(s.itl)},
+      {"e2e_s", to_json(s.e2e)}};
   if (s.has_slo) {
     out["good_requests"] = s.good_requests;
     out["goodput"] = s.goodput;

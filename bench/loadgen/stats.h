@@ -42,10 +42,13 @@ struct Summary {
   std::map<std::string, int64_t> errors_by_code;  // "UNAVAILABLE" -> 3
   double duration_s = 0;                          // first send to last completion
   int64_t input_tokens = 0, output_tokens = 0;    // every request's, failed ones included
-  double request_throughput = 0;                  // finished requests / s
-  double output_throughput = 0;                   // output tokens / s
-  double total_token_throughput = 0;              // (input + output) tokens / s
-  Distribution ttft, tpot, itl, e2e;              // over finished requests
+  // Messages that carried tokens: output_tokens / messages above 1 means the server sent
+  // several tokens at once (it batches those a slow client has not taken yet).
+  int64_t messages = 0;
+  double request_throughput = 0;      // finished requests / s
+  double output_throughput = 0;       // output tokens / s
+  double total_token_throughput = 0;  // (input + output) tokens / s
+  Distribution ttft, tpot, itl, e2e;  // over finished requests
   bool has_slo = false;
   int64_t good_requests = 0;  // finished and meeting the SLO
   double goodput = 0;         // good requests / s

@@ -221,19 +221,20 @@ def deployment_table(results, points, axis):
 def point_tables(results, points, axis):
     lines = []
     for d in results["deployments"]:
-        pts = sorted(points.get(d["name"], []), key=lambda p: p["load"])
+        pts = sorted(points.get(d["name"], []),
+                     key=lambda p: (p["input_len"], p["output_len"], p["load"]))
         if not pts:
             continue
         lines += [f"### {d['name']}", "",
                   f"| {axis} | in/out | requests | req/s | output tok/s | TTFT p50 / p90 / p99 "
-                  "(ms) | TPOT p50 / p90 / p99 (ms) | ITL p99 (ms) | E2E p50 (ms) | errors | "
-                  "goodput (req/s) | loadgen CPU | load average |",
-                  "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                  "(ms) | TPOT p50 / p90 / p99 (ms) | ITL p99 (ms) | E2E p50 (ms) | tokens / "
+                  "message | errors | goodput (req/s) | loadgen CPU | load average |",
+                  "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for p in pts:
             s = p.get("summary")
             if not s:
                 lines.append(f"| {p['load']:g} | {p['input_len']}/{p['output_len']} | "
-                             f"failed: {p.get('error', '?')} | | | | | | | | | | |")
+                             f"failed: {p.get('error', '?')} | | | | | | | | | | | |")
                 continue
             lines.append(
                 f"| {p['load']:g} | {p['input_len']}/{p['output_len']} | {s['sent']} | "
@@ -242,7 +243,7 @@ def point_tables(results, points, axis):
                 f"{fmt(ms(p, 'ttft_s', 'p99'))} | {fmt(ms(p, 'tpot_s', 'median'), 2)} / "
                 f"{fmt(ms(p, 'tpot_s', 'p90'), 2)} / {fmt(ms(p, 'tpot_s', 'p99'), 2)} | "
                 f"{fmt(ms(p, 'itl_s', 'p99'), 2)} | {fmt(ms(p, 'e2e_s', 'median'), 0)} | "
-                f"{s['errors']} | {fmt(s.get('goodput'), 2)} | "
+                f"{fmt(s.get('tokens_per_message'), 2)} | {s['errors']} | {fmt(s.get('goodput'), 2)} | "
                 f"{p['client']['cpu_utilization']:.0%} | {load_average(p)} |")
         lines.append("")
     return lines
@@ -258,40 +259,63 @@ def scaling_table(rows):
     return lines
 
 
+METHOD = (
+    "Each deployment is started, waited for (`/health` 200 with every replica live), driven by "
+    "`shardwise-loadgen` at every sweep point, and stopped. Figures are over the measured "
+    "requests (warm-up excluded): TTFT is the time to the first message carrying tokens, TPOT = "
+    "(end-to-end - TTFT) / (output tokens - 1), ITL every gap between token messages; tokens / "
+    "message above 1 means the coordinator sent tokens in batches because the client had not "
+    "taken them yet (the coordinator or the client was short of CPU), which shows as a small "
+    "TPOT and a TTFT close to the end-to-end latency. A deployment **saturates** at the lowest "
+    "load whose output throughput reaches {fraction:.0%} of its peak; **speed-up** is its peak "
+    "output throughput over that of TP=1 with one replica of the same model (its smallest "
+    "deployment where that was not run), **efficiency** the speed-up over the relative degree "
+    "(TP x replicas). The server's token counter delta (`/metrics`) is compared with the sum of "
+    "the responses' usage at every point. Raw per-request JSON: `raw/DEPLOYMENT/POINT.json.gz`; "
+    "logs: `runs/DEPLOYMENT/`.")
+
+
+def shape_sections(results, axis, out_dir):
+    """The findings, scaling and plots of each prompt/output shape of the sweep."""
+    shapes = sorted({(p["input_len"], p["output_len"]) for p in results["points"]},
+                    key=lambda s: [int(v.split("-")[0]) for v in s])
+    lines = []
+    for input_len, output_len in shapes:
+        points = {}
+        for p in results["points"]:
+            if (p["input_len"], p["output_len"]) == (input_len, output_len):
+                points.setdefault(p["deployment"], []).append(p)
+        suffix = f"-in{input_len}-out{output_len}" if len(shapes) > 1 else ""
+        title = f"{input_len} prompt tokens, {output_len} output tokens"
+        lines += [f"## Findings: {title}", ""] + deployment_table(results, points, axis) + [""]
+        rows = analysis.scaling_rows(results["deployments"], points)
+        if rows:
+            plot_scaling(rows, os.path.join(out_dir, f"scaling{suffix}.png"))
+            lines += ["### Scaling", ""] + scaling_table(rows)
+            lines += ["", f"![scaling](scaling{suffix}.png)", ""]
+        for model, deps in by_model(results).items():
+            ran = [d for d in deps if analysis.ok_points(points.get(d["name"], []))]
+            if not ran:
+                continue
+            tl = f"throughput-latency-{model}{suffix}.png"
+            lv = f"latency-vs-load-{model}{suffix}.png"
+            plot_throughput_latency(model, ran, points, axis, os.path.join(out_dir, tl))
+            plot_latency_vs_load(model, ran, points, axis, os.path.join(out_dir, lv))
+            lines += [f"### {model}", "", f"![throughput vs latency]({tl})", "",
+                      f"![latency vs load]({lv})", ""]
+    return lines
+
+
 def write_report(out_dir):
     with open(os.path.join(out_dir, "results.json")) as f:
         results = json.load(f)
     axis = results.get("load_axis", "concurrency")
+    lines = header_lines(results)
+    lines += ["## Method", "", METHOD.format(fraction=analysis.SATURATION_FRACTION), ""]
+    lines += shape_sections(results, axis, out_dir)
     points = {}
     for p in results["points"]:
         points.setdefault(p["deployment"], []).append(p)
-    lines = header_lines(results)
-    lines += ["## Method", "",
-              "Each deployment is started, waited for (`/health` 200 with every replica live), "
-              "driven by `shardwise-loadgen` at every sweep point, and stopped. Figures are over "
-              "the measured requests (warm-up excluded): TTFT is the time to the first message "
-              "carrying tokens, TPOT = (end-to-end - TTFT) / (output tokens - 1), ITL every gap "
-              "between token messages. A deployment **saturates** at the lowest load whose output "
-              f"throughput reaches {analysis.SATURATION_FRACTION:.0%} of its peak; **speed-up** "
-              "is its peak output throughput over that of TP=1 with one replica of the same "
-              "model (its smallest deployment where that was not run), **efficiency** the "
-              "speed-up over the relative degree (TP x replicas). The server's "
-              "token counter delta (`/metrics`) is compared with the sum of the responses' usage "
-              "at every point. Raw per-request JSON: `raw/DEPLOYMENT/POINT.json.gz`; logs: `runs/DEPLOYMENT/`.", ""]
-    lines += ["## Findings", ""] + deployment_table(results, points, axis) + [""]
-    rows = analysis.scaling_rows(results["deployments"], points)
-    if rows:
-        plot_scaling(rows, os.path.join(out_dir, "scaling.png"))
-        lines += ["### Scaling", ""] + scaling_table(rows) + ["", "![scaling](scaling.png)", ""]
-    for model, deps in by_model(results).items():
-        ran = [d for d in deps if analysis.ok_points(points.get(d["name"], []))]
-        if not ran:
-            continue
-        tl, lv = f"throughput-latency-{model}.png", f"latency-vs-load-{model}.png"
-        plot_throughput_latency(model, ran, points, axis, os.path.join(out_dir, tl))
-        plot_latency_vs_load(model, ran, points, axis, os.path.join(out_dir, lv))
-        lines += [f"## {model}", "", f"![throughput vs latency]({tl})", "",
-                  f"![latency vs load]({lv})", ""]
     lines += ["## Every point", ""] + point_tables(results, points, axis)
     with open(os.path.join(out_dir, "report.md"), "w") as f:
         f.write("\n".join(lines).rstrip() + "\n")

@@ -2,6 +2,7 @@
 // the comparison of counter deltas with the load generator's counts; the CSV line.
 #include <gtest/gtest.h>
 
+#include "bench/loadgen/openai_response.h"
 #include "bench/loadgen/prometheus.h"
 #include "bench/loadgen/report.h"
 #include "bench/loadgen/server_metrics.h"
@@ -93,6 +94,66 @@ TEST(Sse, SplitsEventsFedInAnyPieces) {
     EXPECT_EQ(events[1], "first line\nsecond");
     EXPECT_EQ(events[2], "[DONE]");
   }
+}
+
+using nlohmann::json;
+
+TEST(OpenAiOutcome, ReadsChunksOfBothEndpoints) {
+  OpenAiOutcome completion;
+  EXPECT_TRUE(
+      completion.read(json::parse(R"({"choices": [{"text": "Hi", "finish_reason": null}]})"),
+                      Protocol::kCompletions));
+  // A token whose text is not final yet still counts; the last chunk, text-less, does not.
+  EXPECT_TRUE(
+      completion.read(json::parse(R"({"choices": [{"text": ""}]})"), Protocol::kCompletions));
+  EXPECT_FALSE(completion.read(json::parse(R"({"choices": [{"text": "", "finish_reason": "length"}],
+                      "usage": {"prompt_tokens": 3, "completion_tokens": 2}})"),
+                               Protocol::kCompletions));
+  EXPECT_EQ(completion.finish_reason, "length");
+  EXPECT_EQ(completion.prompt_tokens, 3);
+  EXPECT_EQ(completion.completion_tokens, 2);
+  OpenAiOutcome chat;
+  EXPECT_TRUE(
+      chat.read(json::parse(R"({"choices": [{"delta": {"role": "assistant", "content": "x"}}]})"),
+                Protocol::kChat));
+  EXPECT_TRUE(chat.read(
+      json::parse(R"({"choices": [{"delta": {"content": "y"}, "finish_reason": "stop"}]})"),
+      Protocol::kChat));  // vLLM's last chunk carries the last token
+  EXPECT_EQ(chat.finish_reason, "stop");
+  OpenAiOutcome body;  // one non-streamed body
+  body.read(json::parse(R"({"choices": [{"message": {"content": "ok"}, "finish_reason": "stop"}],
+                            "usage": {"prompt_tokens": 5, "completion_tokens": 1}})"),
+            Protocol::kChat);
+  EXPECT_EQ(body.completion_tokens, 1);
+}
+
+TEST(OpenAiOutcome, SurvivesMalformedChunks) {
+  for (const char* text :
+       {R"([1, 2])", R"("text")", R"({"choices": "no"})", R"({"choices": [5]})",
+        R"({"choices": [{"text": 7, "finish_reason": 3}]})", R"({"choices": [{"delta": 1}]})",
+        R"({"usage": {"prompt_tokens": "3", "completion_tokens": -4}})",
+        R"({"usage": {"completion_tokens": 1e30}})", R"({"usage": [1]})", R"({"error": 5})",
+        R"({"error": {"code": 400, "message": ["x"]}})",
+        R"({"choices": [{"delta": {"content": null}}]})"}) {
+    for (Protocol protocol : {Protocol::kCompletions, Protocol::kChat}) {
+      OpenAiOutcome outcome;
+      outcome.read(json::parse(text), protocol);
+      EXPECT_TRUE(outcome.finish_reason.empty()) << text;
+      EXPECT_EQ(outcome.completion_tokens, -1) << text;
+    }
+  }
+  OpenAiOutcome array;
+  array.read(json::parse("[1]"), Protocol::kChat);
+  EXPECT_TRUE(array.malformed);
+  OpenAiOutcome error;
+  error.read(json::parse(R"({"error": {"code": 400, "message": ["x"]}})"), Protocol::kChat);
+  EXPECT_EQ(error.error, "HTTP 200: no error message");
+  EXPECT_EQ(
+      openai_error_text(
+          json::parse(R"({"error": {"message": "no such model", "code": "NOT_FOUND"}})"), 404),
+      "NOT_FOUND: no such model");
+  EXPECT_EQ(openai_error_text(json::parse("not json", nullptr, false), 502),
+            "HTTP 502: no error message");
 }
 
 TEST(Report, CsvLineMatchesItsHeader) {

@@ -52,6 +52,7 @@ RequestResult finished(double start, double ttft, double e2e, int out) {
   r.ttft_s = ttft;
   r.e2e_s = e2e;
   r.output_tokens = out;
+  r.messages = out;  // one token a message
   r.input_tokens = 10;
   r.finish_reason = "length";
   return r;
@@ -72,6 +73,7 @@ TEST(Summary, HandWorkedGoodputAndThroughput) {
   results.push_back(failed);
   results[0].itl_s = {0.1, 0.1};
   results[1].itl_s = {0.2};
+  results[2].messages = 2;  // its 11 tokens came in 2 messages
 
   const Summary s = summarize(results, *parse_slo("ttft=200ms,tpot=150ms"));
   EXPECT_EQ(s.sent, 5);
@@ -81,6 +83,8 @@ TEST(Summary, HandWorkedGoodputAndThroughput) {
   EXPECT_DOUBLE_EQ(s.duration_s, 4.1);  // first send at 0, last end at 1.0 + 3.1
   EXPECT_EQ(s.output_tokens, 29);
   EXPECT_EQ(s.input_tokens, 50);
+  EXPECT_EQ(s.messages, 11 + 6 + 2 + 1);
+  EXPECT_NEAR(to_json(s)["tokens_per_message"].get<double>(), 29.0 / 20, 1e-12);
   EXPECT_DOUBLE_EQ(s.request_throughput, 4 / 4.1);
   EXPECT_DOUBLE_EQ(s.output_throughput, 29 / 4.1);
   EXPECT_DOUBLE_EQ(s.total_token_throughput, 79 / 4.1);
