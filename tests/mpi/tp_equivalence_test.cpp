@@ -8,16 +8,13 @@
 #include "comm/mpi_communicator.h"
 #include "comm/mpi_session.h"
 #include "kernels/cpu/cpu_threads.h"
-#include "shard/generator.h"
+#include "shard/engine/generator.h"
 #include "tests/support/test_support.h"
 
 namespace shardwise {
 namespace {
 
 MpiSession* g_session = nullptr;
-
-// fp32 on both sides; only the order of the sums across ranks differs.
-constexpr double kTpTolerance = 1e-5;
 
 class TpEquivalenceTest : public ::testing::TestWithParam<std::string> {};
 
@@ -45,7 +42,8 @@ TEST_P(TpEquivalenceTest, LogitsAndGreedyTokensEqualTp1) {
     for (std::size_t p = 0; p < prompt.size(); ++p) {
       std::span<const float> a(tp_logits->data() + p * vocab, vocab),
           b(reference->data() + p * vocab, vocab);
-      EXPECT_TRUE(testing::close_by_relative_error(a, b, kTpTolerance)) << "position " << p;
+      EXPECT_TRUE(testing::close_by_relative_error(a, b, testing::Tolerance::kF32TensorParallel))
+          << "position " << p;
     }
     GenerationRequest request;
     request.prompt_ids = prompt;

@@ -5,7 +5,7 @@
 #include "comm/communicator.h"
 #include "models/llama_model.h"
 #include "models/safetensors.h"
-#include "shard/generator.h"
+#include "shard/engine/generator.h"
 #include "tests/support/reference_logits.h"
 #include "tests/support/test_support.h"
 
@@ -51,8 +51,9 @@ TEST_P(HfTinyReferenceTest, LogitsAndGreedyMatchTransformers) {
     const auto prompt = c["prompt_ids"].get<std::vector<int32_t>>();
     auto ours = prompt_logits(*model, prompt);
     ASSERT_TRUE(ours.ok()) << ours.status().to_string();
-    testing::expect_rows_close(*ours, testing::reference_tensor(**logits_file, fmt::format("prompt{}.logits", i)),
-                        vocab, Tolerance::kF32, fmt::format("{} prompt {}", GetParam(), i));
+    testing::expect_rows_close(
+        *ours, testing::reference_tensor(**logits_file, fmt::format("prompt{}.logits", i)), vocab,
+        Tolerance::kF32, fmt::format("{} prompt {}", GetParam(), i));
 
     const auto expected = c["greedy_ids"].get<std::vector<int32_t>>();
     const auto margins = c["greedy_top1_top2_margin"].get<std::vector<double>>();
@@ -115,13 +116,14 @@ TEST_F(Stories260KTest, TeacherForcedLogitsMatchTransformers) {
   forced.insert(forced.end(), greedy_ids.begin(), greedy_ids.begin() + 199);
   auto ours = prompt_logits(*model_, forced);
   ASSERT_TRUE(ours.ok()) << ours.status().to_string();
-  testing::expect_rows_close(*ours, testing::reference_tensor(**file, "bos_greedy200.logits"), 512, Tolerance::kF32,
-                      "bos_greedy200");
+  testing::expect_rows_close(*ours, testing::reference_tensor(**file, "bos_greedy200.logits"), 512,
+                             Tolerance::kF32, "bos_greedy200");
 
   auto prompt = prompt_logits(*model_, {1, 403, 407, 261, 378});
   ASSERT_TRUE(prompt.ok());
-  testing::expect_rows_close(*prompt, testing::reference_tensor(**file, "once_upon_a_time.prompt_logits"), 512,
-                      Tolerance::kF32, "once_upon_a_time");
+  testing::expect_rows_close(*prompt,
+                             testing::reference_tensor(**file, "once_upon_a_time.prompt_logits"),
+                             512, Tolerance::kF32, "once_upon_a_time");
 }
 
 // Decoding one token at a time against the cache gives the logits of re-running the prefix.
