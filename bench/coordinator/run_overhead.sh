@@ -8,21 +8,6 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${1:-$root/build}
 . "$root/tests/coordinator/loopback.sh"
 python_stubs "$root/proto"
-read -r grpc_port http_port shard_port <<<"$(free_ports 3)"
-
-"$build/bin/shardwise-coordinator" --grpc "127.0.0.1:$grpc_port" --http "127.0.0.1:$http_port" \
-  --log-level warn >"$work/coordinator.log" 2>&1 &
-coordinator_pid=$!
-pids+=($coordinator_pid)
-"$build/bin/shardwise-shard" --model "$root/assets/models/stories260K" --tp 1 --device cpu \
-  --threads 1 --capacity 256 --coordinator "127.0.0.1:$grpc_port" \
-  --listen "127.0.0.1:$shard_port" --log-level warn >"$work/shard.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do
-  curl -sf "http://127.0.0.1:$http_port/health" >/dev/null && break
-  sleep 0.1
-done
-curl -sf "http://127.0.0.1:$http_port/health" >/dev/null ||
-  { echo "the shard did not register"; cat "$work"/*.log; exit 1; }
+start_stories_deployment "$build/bin"
 PYTHONPATH="$work" "$python" "$root/bench/coordinator/overhead.py" \
   "127.0.0.1:$grpc_port" "127.0.0.1:$shard_port" "$coordinator_pid"

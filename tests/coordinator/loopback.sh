@@ -5,6 +5,10 @@
 #   $python    the system interpreter, which has Debian's python3-grpcio
 #   free_ports N          prints N free TCP ports on loopback
 #   python_stubs PROTO    generates the Python modules of the project's protos into $work
+#   start_stories_deployment BIN_DIR [COORDINATOR FLAGS...]
+#                         a coordinator and one TP=1 stories260K shard (--threads 1
+#                         --capacity 256) on free ports, waited for; sets grpc_port, http_port,
+#                         shard_port and coordinator_pid (for the benchmarks in bench/)
 work=$(mktemp -d)
 pids=()
 loopback_cleanup() {
@@ -36,4 +40,27 @@ python_stubs() {
   protoc --proto_path="$1" --python_out="$work" --grpc_out="$work" \
     --plugin=protoc-gen-grpc="$(command -v grpc_python_plugin)" \
     "$1/shardwise/v1/inference.proto" "$1/shardwise/v1/shard.proto"
+}
+
+start_stories_deployment() {
+  local bin=$1
+  shift
+  read -r grpc_port http_port shard_port <<<"$(free_ports 3)"
+  "$bin/shardwise-coordinator" --grpc "127.0.0.1:$grpc_port" --http "127.0.0.1:$http_port" \
+    --log-level warn "$@" >"$work/coordinator.log" 2>&1 &
+  coordinator_pid=$!
+  pids+=($coordinator_pid)
+  # OMP_NUM_THREADS too: --threads is applied on the shard's main thread, not on its engine's.
+  OMP_NUM_THREADS=1 "$bin/shardwise-shard" \
+    --model "$(dirname "${BASH_SOURCE[0]}")/../../assets/models/stories260K" \
+    --tp 1 --device cpu --threads 1 --capacity 256 --coordinator "127.0.0.1:$grpc_port" \
+    --listen "127.0.0.1:$shard_port" --log-level warn >"$work/shard.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 100); do
+    curl -sf "http://127.0.0.1:$http_port/health" >/dev/null && return 0
+    sleep 0.1
+  done
+  echo "the shard did not register"
+  cat "$work"/*.log
+  exit 1
 }
