@@ -2,6 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <utility>
+
 #include "common/logging.h"
 
 namespace shardwise {
@@ -42,7 +45,7 @@ std::size_t LlamaWeights::matrix_bytes() const {
 
 namespace {
 
-// Packs rows or columns of checkpoint tensors into one matrix, then releases their pages.
+// Gathers rows or columns of checkpoint tensors into one weight matrix.
 class MatrixPacker {
  public:
   MatrixPacker(const Checkpoint& checkpoint, const CpuModelOptions& options)
@@ -54,7 +57,6 @@ class MatrixPacker {
     const std::size_t element = dtype_size(view->dtype);
     parts_.push_back(
         {view->data + rows.begin * shape[1] * element, view->dtype, rows.size(), shape[1]});
-    views_.push_back(view);
     cols_ = static_cast<int>(shape[1]);
     return ok_status();
   }
@@ -63,26 +65,38 @@ class MatrixPacker {
     SW_ASSIGN_OR_RETURN(const TensorView* view, checkpoint_.find_checked(name, shape));
     parts_.push_back(
         {view->data + cols.begin * dtype_size(view->dtype), view->dtype, shape[0], shape[1]});
-    views_.push_back(view);
     cols_ = static_cast<int>(cols.size());
     return ok_status();
   }
-  // The packed matrix; the source tensors' pages leave the resident set.
-  cpu::PackedMatrix pack() {
-    const cpu::WeightType type =
-        options_.weight_type.value_or(cpu::weight_type_of(parts_.front().dtype));
-    cpu::PackedMatrix packed = cpu::PackedMatrix::pack(parts_, cols_, type);
-    for (const TensorView* view : views_) release_pages(*view);
+  // The matrix: the mmapped rows themselves when they keep their stored type (nothing is
+  // copied), else packed, converted or quantised, while their pages leave the resident set.
+  cpu::WeightMatrix matrix() {
+    const cpu::WeightType stored = cpu::weight_type_of(parts_.front().dtype);
+    const cpu::WeightType type = options_.weight_type.value_or(stored);
+    if (type == stored) return cpu::WeightMatrix::row_major(std::exchange(parts_, {}), cols_);
+    cpu::PackedMatrix packed =
+        cpu::PackedMatrix::pack(parts_, cols_, type, [&](int64_t begin, int64_t end) {
+          for (const cpu::MatrixRows& part : parts_) {
+            const int64_t first = std::max<int64_t>(begin, 0), last = std::min(end, part.rows);
+            if (first < last) {
+              // From the first used element of row `first` to the last of row `last - 1`.
+              const std::size_t element = dtype_size(part.dtype);
+              const std::size_t row_bytes = part.row_stride * element;
+              release_pages(part.data + first * row_bytes,
+                            (last - first - 1) * row_bytes + cols_ * element);
+            }
+            begin -= part.rows;
+            end -= part.rows;
+          }
+        });
     parts_.clear();
-    views_.clear();
-    return packed;
+    return cpu::WeightMatrix::packed(std::move(packed));
   }
 
  private:
   const Checkpoint& checkpoint_;
   const CpuModelOptions& options_;
   std::vector<cpu::MatrixRows> parts_;
-  std::vector<const TensorView*> views_;
   int cols_ = 0;
 };
 
@@ -110,20 +124,20 @@ StatusOr<LlamaLayerWeights> load_layer(const Checkpoint& checkpoint, const Llama
   SW_RETURN_IF_ERROR(packer.add_rows(prefix + "self_attn.q_proj.weight", q_shape, q_rows));
   SW_RETURN_IF_ERROR(packer.add_rows(prefix + "self_attn.k_proj.weight", kv_shape, kv_rows));
   SW_RETURN_IF_ERROR(packer.add_rows(prefix + "self_attn.v_proj.weight", kv_shape, kv_rows));
-  weights.qkv = ColumnParallelLinear(packer.pack(), options.isa);
+  weights.qkv = ColumnParallelLinear(packer.matrix(), options.isa);
 
   SW_RETURN_IF_ERROR(packer.add_cols(prefix + "self_attn.o_proj.weight",
                                      {hidden, config.num_attention_heads * head_dim}, q_rows));
-  weights.o_proj = RowParallelLinear(packer.pack(), options.isa);
+  weights.o_proj = RowParallelLinear(packer.matrix(), options.isa);
 
   SW_RETURN_IF_ERROR(
       packer.add_rows(prefix + "mlp.gate_proj.weight", ffn_shape, model.intermediate));
   SW_RETURN_IF_ERROR(packer.add_rows(prefix + "mlp.up_proj.weight", ffn_shape, model.intermediate));
-  weights.gate_up = ColumnParallelLinear(packer.pack(), options.isa);
+  weights.gate_up = ColumnParallelLinear(packer.matrix(), options.isa);
 
   SW_RETURN_IF_ERROR(packer.add_cols(prefix + "mlp.down_proj.weight",
                                      {hidden, config.intermediate_size}, model.intermediate));
-  weights.down_proj = RowParallelLinear(packer.pack(), options.isa);
+  weights.down_proj = RowParallelLinear(packer.matrix(), options.isa);
   return weights;
 }
 
@@ -159,7 +173,7 @@ StatusOr<LlamaWeights> load_llama_weights(const std::filesystem::path& model_dir
     SW_RETURN_IF_ERROR(
         packer.add_rows(config.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight",
                         vocab_shape, weights.vocab));
-    weights.lm_head = ColumnParallelLinear(packer.pack(), options.isa);
+    weights.lm_head = ColumnParallelLinear(packer.matrix(), options.isa);
     return ok_status();
   }();
   SW_RETURN_IF_ERROR(loaded.with_context(model_dir.string()));

@@ -1,7 +1,8 @@
-// The weights one tensor-parallel rank holds for a Llama model, each matrix already sliced to
-// this rank's part (DESIGN.md, "Tensor parallelism") and packed once for the CPU matmul in its
-// stored precision or the type CpuModelOptions asks for. The embedding table is not copied:
-// lookups read the rows they need from the mmapped checkpoint.
+// The weights one tensor-parallel rank holds for a Llama model, each matrix sliced to this
+// rank's part (DESIGN.md, "Tensor parallelism"). Matrices that keep their stored precision are
+// read in place from the mmapped checkpoint (a rank's column slice is a strided view), so
+// loading copies nothing; another type (CpuModelOptions, e.g. int8) is packed once at load.
+// The embedding table is read in place too: lookups widen the rows they need.
 #pragma once
 
 #include <filesystem>
@@ -42,14 +43,14 @@ struct LlamaWeights {
   AttentionPartition attention;
   Range intermediate;  // this rank's slice of the FFN dimension
   Range vocab;         // this rank's slice of the vocabulary (lm_head rows)
-  std::shared_ptr<const Checkpoint> checkpoint;  // keeps embed_tokens mapped
+  std::shared_ptr<const Checkpoint> checkpoint;  // keeps the mapped tensors alive
   const TensorView* embed_tokens = nullptr;      // [vocab, hidden], stored dtype, replicated
   std::vector<LlamaLayerWeights> layers;
   std::vector<float> final_norm;  // [hidden]
   // [vocab.size(), hidden]: this rank's lm_head rows, or (tied embeddings) embed_tokens' rows.
   ColumnParallelLinear lm_head;
 
-  // Bytes of the packed matrices: what one decode step reads.
+  // Bytes of the matrices: what one decode step reads.
   std::size_t matrix_bytes() const;
 };
 

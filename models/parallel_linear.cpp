@@ -4,14 +4,14 @@
 
 namespace shardwise {
 
-ColumnParallelLinear::ColumnParallelLinear(cpu::PackedMatrix weight, cpu::CpuIsa isa)
+ColumnParallelLinear::ColumnParallelLinear(cpu::WeightMatrix weight, cpu::CpuIsa isa)
     : weight_(std::move(weight)), isa_(isa) {}
 
 void ColumnParallelLinear::forward(float* out, const float* in, int n_tokens) const {
   cpu::matmul(out, in, n_tokens, weight_, isa_);
 }
 
-RowParallelLinear::RowParallelLinear(cpu::PackedMatrix weight, cpu::CpuIsa isa)
+RowParallelLinear::RowParallelLinear(cpu::WeightMatrix weight, cpu::CpuIsa isa)
     : weight_(std::move(weight)), isa_(isa) {}
 
 void RowParallelLinear::forward(float* out, const float* in, int n_tokens,

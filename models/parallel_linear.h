@@ -4,7 +4,7 @@
 
 #include "comm/communicator.h"
 #include "kernels/cpu/cpu_isa.h"
-#include "kernels/cpu/packed_matrix.h"
+#include "kernels/cpu/weight_matrix.h"
 
 namespace shardwise {
 
@@ -13,17 +13,17 @@ namespace shardwise {
 class ColumnParallelLinear {
  public:
   ColumnParallelLinear() = default;
-  // weight: [local_out_features, in_features], packed for `isa`'s kernels (any type packs for all).
-  ColumnParallelLinear(cpu::PackedMatrix weight, cpu::CpuIsa isa);
+  // weight: [local_out_features, in_features], multiplied by `isa`'s kernels.
+  ColumnParallelLinear(cpu::WeightMatrix weight, cpu::CpuIsa isa);
 
   void forward(float* out,       // [n_tokens, local_out_features]
                const float* in,  // [n_tokens, in_features]
                int n_tokens) const;
   int local_out_features() const { return weight_.rows(); }
-  const cpu::PackedMatrix& weight() const { return weight_; }
+  const cpu::WeightMatrix& weight() const { return weight_; }
 
  private:
-  cpu::PackedMatrix weight_;  // [local_out_features, in_features]
+  cpu::WeightMatrix weight_;  // [local_out_features, in_features]
   cpu::CpuIsa isa_ = cpu::CpuIsa::kScalar;
 };
 
@@ -33,15 +33,15 @@ class RowParallelLinear {
  public:
   RowParallelLinear() = default;
   // weight: [out_features, local_in_features].
-  RowParallelLinear(cpu::PackedMatrix weight, cpu::CpuIsa isa);
+  RowParallelLinear(cpu::WeightMatrix weight, cpu::CpuIsa isa);
 
   void forward(float* out,       // [n_tokens, out_features], the same on every rank
                const float* in,  // [n_tokens, local_in_features]
                int n_tokens, Communicator& comm) const;
-  const cpu::PackedMatrix& weight() const { return weight_; }
+  const cpu::WeightMatrix& weight() const { return weight_; }
 
  private:
-  cpu::PackedMatrix weight_;  // [out_features, local_in_features]
+  cpu::WeightMatrix weight_;  // [out_features, local_in_features]
   cpu::CpuIsa isa_ = cpu::CpuIsa::kScalar;
 };
 

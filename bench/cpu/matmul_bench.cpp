@@ -24,6 +24,7 @@ namespace shardwise {
 namespace {
 
 using cpu::PackedMatrix;
+using cpu::WeightMatrix;
 using cpu::WeightType;
 
 struct Options {
@@ -42,7 +43,7 @@ struct LayerShape {
   int n, k;
 };
 
-// Llama-3.2-1B and a 110M Llama-2 shape (hidden 768, 12 heads, FFN 3072, vocab 32000).
+// Llama-3.2-1B and stories110M, a Llama-2 shape (hidden 768, 12 heads, FFN 2048, vocab 32000).
 std::vector<LayerShape> shapes_of(const std::string& shape) {
   if (shape == "110m") {
     return {{"qkv", 2304, 768},
@@ -71,23 +72,43 @@ double median_seconds(const std::function<void()>& run, int repeats) {
   return times[times.size() / 2];
 }
 
+// The weight as the model holds it: row-major in its stored type (read in place), int8 packed.
+struct BenchWeight {
+  std::vector<uint16_t> bf16;
+  WeightMatrix matrix;
+};
+
+void make_weight(BenchWeight& out, const LayerShape& s, WeightType type,
+                 const std::vector<float>& weight) {
+  const cpu::MatrixRows f32_rows{reinterpret_cast<const std::byte*>(weight.data()), DType::kF32,
+                                 s.n, s.k};
+  if (type == WeightType::kBF16) {
+    out.bf16.resize(weight.size());
+    for (std::size_t i = 0; i < weight.size(); ++i) out.bf16[i] = f32_to_bf16(weight[i]);
+    out.matrix = WeightMatrix::row_major(
+        {{reinterpret_cast<const std::byte*>(out.bf16.data()), DType::kBF16, s.n, s.k}}, s.k);
+  } else if (type == WeightType::kF32) {
+    out.matrix = WeightMatrix::row_major({f32_rows}, s.k);
+  } else {
+    out.matrix = WeightMatrix::packed(PackedMatrix::pack({&f32_rows, 1}, s.k, type));
+  }
+}
+
 void bench_decode(const Options& o, const LayerShape& s, WeightType type, cpu::CpuIsa isa,
                   const std::vector<float>& weight, double bandwidth) {
-  const cpu::MatrixRows rows{reinterpret_cast<const std::byte*>(weight.data()), DType::kF32, s.n,
-                             s.k};
   // Enough copies that a pass reads 512 MiB: far past the last-level cache.
-  std::vector<PackedMatrix> copies;
-  copies.push_back(PackedMatrix::pack({&rows, 1}, s.k, type));
-  const std::size_t bytes = copies[0].bytes();
-  while (copies.size() * bytes < (std::size_t{512} << 20)) {
-    copies.push_back(PackedMatrix::pack({&rows, 1}, s.k, type));
-  }
+  std::vector<BenchWeight> copies(1);
+  make_weight(copies[0], s, type, weight);
+  const std::size_t bytes = copies[0].matrix.bytes();
+  const std::size_t count = std::max<std::size_t>(1, (std::size_t{512} << 20) / bytes);
+  copies.resize(count);
+  for (std::size_t c = 1; c < count; ++c) make_weight(copies[c], s, type, weight);
   for (int m : o.decode_rows) {
     std::vector<float> in(static_cast<std::size_t>(m) * s.k, 0.5f),
         out(static_cast<std::size_t>(m) * s.n);
     const double seconds = median_seconds(
         [&] {
-          for (const PackedMatrix& w : copies) cpu::matmul(out.data(), in.data(), m, w, isa);
+          for (const BenchWeight& w : copies) cpu::matmul(out.data(), in.data(), m, w.matrix, isa);
         },
         o.repeats);
     const double gbps = copies.size() * bytes / seconds / 1e9;
@@ -101,14 +122,13 @@ void bench_decode(const Options& o, const LayerShape& s, WeightType type, cpu::C
 
 void bench_prefill(const Options& o, const LayerShape& s, WeightType type, cpu::CpuIsa isa,
                    const std::vector<float>& weight) {
-  const cpu::MatrixRows rows{reinterpret_cast<const std::byte*>(weight.data()), DType::kF32, s.n,
-                             s.k};
-  const PackedMatrix w = PackedMatrix::pack({&rows, 1}, s.k, type);
+  BenchWeight w;
+  make_weight(w, s, type, weight);
   for (int m : o.prefill_rows) {
     std::vector<float> in(static_cast<std::size_t>(m) * s.k, 0.5f),
         out(static_cast<std::size_t>(m) * s.n);
     const double seconds =
-        median_seconds([&] { cpu::matmul(out.data(), in.data(), m, w, isa); }, o.repeats);
+        median_seconds([&] { cpu::matmul(out.data(), in.data(), m, w.matrix, isa); }, o.repeats);
     std::printf("prefill %-5s %-7s %-8s n=%-6d k=%-5d m=%-4d %8.1f GFLOP/s\n",
                 std::string(cpu::weight_type_name(type)).c_str(),
                 std::string(cpu::cpu_isa_name(isa)).c_str(), s.name, s.n, s.k, m,

@@ -1,7 +1,8 @@
 // Internal to the CPU matmul: the plain-data interface between matmul.cpp (threads, activation
-// preparation) and the panel kernels of each instruction set (matmul_panels_*.cpp). Only plain
-// structs cross it: the per-ISA files are compiled with wider instruction sets and must not
-// emit out-of-line copies of inline functions that portable code could end up calling.
+// preparation) and the kernels of each instruction set, for packed weights (matmul_panels_*.cpp)
+// and row-major ones (matmul_rows_*.cpp). Only plain structs cross it: the per-ISA files are
+// compiled with wider instruction sets and must not emit out-of-line copies of inline
+// functions that portable code could end up calling.
 #pragma once
 
 #include <cstddef>
@@ -22,6 +23,17 @@ struct PanelWeights {
   int k_padded;
 };
 
+// A row-major matrix (weight_matrix.h) as the kernels see it: its parts stacked by rows.
+constexpr int kMaxRowParts = 4;
+struct RowWeights {
+  WeightType type;  // kF32, kF16 or kBF16
+  int n_parts;
+  const unsigned char* data[kMaxRowParts];  // part p's row r starts at data[p] + r * stride[p]
+  std::size_t stride[kMaxRowParts];         // bytes
+  int part_rows[kMaxRowParts];
+  int cols;
+};
+
 // The m input rows, prepared once per call in the form the kernels for this type and ISA read.
 struct PanelInput {
   int m;
@@ -40,16 +52,29 @@ struct PanelInput {
   int q_blocks;
 };
 
-// out[i][n] = sum_k in[i][k] * W[n][k] for the rows n of panels [panel_begin, panel_end), both
-// multiples of PackedMatrix::kPanelGroup.
+// out[i][n] = sum_k in[i][k] * W[n][k] (+= with `accumulate`) for the rows n of panels
+// [panel_begin, panel_end), both multiples of PackedMatrix::kPanelGroup.
 using PanelKernel = void (*)(const PanelWeights& weights, const PanelInput& input, float* out,
-                             int out_stride, int panel_begin, int panel_end);
+                             int out_stride, int panel_begin, int panel_end, bool accumulate);
 
 void matmul_panels_scalar(const PanelWeights& weights, const PanelInput& input, float* out,
-                          int out_stride, int panel_begin, int panel_end);
+                          int out_stride, int panel_begin, int panel_end, bool accumulate);
 void matmul_panels_avx2(const PanelWeights& weights, const PanelInput& input, float* out,
-                        int out_stride, int panel_begin, int panel_end);
+                        int out_stride, int panel_begin, int panel_end, bool accumulate);
 void matmul_panels_avx512(const PanelWeights& weights, const PanelInput& input, float* out,
-                          int out_stride, int panel_begin, int panel_end);
+                          int out_stride, int panel_begin, int panel_end, bool accumulate);
+
+// out[i][n] = sum_k in[i][k] * W[n][k] for the rows n in [row_begin, row_end) of a row-major
+// matrix and up to kMaxRowInputs input rows (decode): one pass over those rows.
+constexpr int kMaxRowInputs = 8;
+using RowKernel = void (*)(const RowWeights& weights, const PanelInput& input, float* out,
+                           int out_stride, int row_begin, int row_end);
+
+void matmul_rows_scalar(const RowWeights& weights, const PanelInput& input, float* out,
+                        int out_stride, int row_begin, int row_end);
+void matmul_rows_avx2(const RowWeights& weights, const PanelInput& input, float* out,
+                      int out_stride, int row_begin, int row_end);
+void matmul_rows_avx512(const RowWeights& weights, const PanelInput& input, float* out,
+                        int out_stride, int row_begin, int row_end);
 
 }  // namespace shardwise::cpu::detail

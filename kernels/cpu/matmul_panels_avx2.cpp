@@ -214,9 +214,9 @@ struct Int8Kernel {
 }  // namespace
 
 void matmul_panels_avx2(const PanelWeights& w, const PanelInput& input, float* out, int out_stride,
-                        int panel_begin, int panel_end) {
+                        int panel_begin, int panel_end, bool accumulate) {
   run_panels_of_type<FloatKernel<false>, FloatKernel<true>, Bf16Kernel, Int8Kernel>(
-      w, input, out, out_stride, panel_begin, panel_end);
+      w, input, out, out_stride, panel_begin, panel_end, accumulate);
 }
 
 }  // namespace shardwise::cpu::detail

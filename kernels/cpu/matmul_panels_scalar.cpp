@@ -61,16 +61,18 @@ float int8_dot(const PanelWeights& w, int panel_index, const unsigned char* pane
 }  // namespace
 
 void matmul_panels_scalar(const PanelWeights& w, const PanelInput& input, float* out,
-                          int out_stride, int panel_begin, int panel_end) {
+                          int out_stride, int panel_begin, int panel_end, bool accumulate) {
   for (int p = panel_begin; p < panel_end; ++p) {
     const unsigned char* panel = w.data + static_cast<std::size_t>(p) * w.panel_bytes;
     for (int r = 0; r < kRows && p * kRows + r < w.rows; ++r) {
       for (int i = 0; i < input.m; ++i) {
-        out[static_cast<std::size_t>(i) * out_stride + p * kRows + r] =
+        const float dot =
             w.type == WeightType::kInt8
                 ? int8_dot(w, p, panel, r, input, i)
                 : float_dot(w, panel, r,
                             input.f32 + static_cast<std::size_t>(i) * input.f32_stride);
+        float& result = out[static_cast<std::size_t>(i) * out_stride + p * kRows + r];
+        result = accumulate ? result + dot : dot;
       }
     }
   }

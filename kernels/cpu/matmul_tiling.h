@@ -54,7 +54,7 @@ void tile_group(const TileArgs& args) {
 
 template <class Kernel>
 void run_panels(const PanelWeights& w, const PanelInput& in, float* out, int out_stride,
-                int panel_begin, int panel_end) {
+                int panel_begin, int panel_end, bool accumulate) {
   constexpr int kMaxRows = Kernel::kMaxRows;
   // One row tile: stream each panel once over all inputs. Several: block the inputs so that
   // the later tiles find the panels' block in cache.
@@ -64,7 +64,8 @@ void run_panels(const PanelWeights& w, const PanelInput& in, float* out, int out
     for (int k0 = 0; k0 < w.k_padded; k0 += block) {
       const int k1 = min_int(k0 + block, w.k_padded);
       for (int row0 = 0; row0 < in.m; row0 += kMaxRows) {
-        tile_group<Kernel, kMaxRows>(TileArgs{w, in, panel, row0, k0, k1, out, out_stride, k0 > 0});
+        tile_group<Kernel, kMaxRows>(
+            TileArgs{w, in, panel, row0, k0, k1, out, out_stride, accumulate || k0 > 0});
       }
     }
   }
@@ -73,16 +74,16 @@ void run_panels(const PanelWeights& w, const PanelInput& in, float* out, int out
 // The entry point of an instruction set's file: its kernel for each weight type.
 template <class F32Kernel, class F16Kernel, class Bf16Kernel, class Int8Kernel>
 void run_panels_of_type(const PanelWeights& w, const PanelInput& input, float* out, int out_stride,
-                        int panel_begin, int panel_end) {
+                        int panel_begin, int panel_end, bool accumulate) {
   switch (w.type) {
     case WeightType::kF32:
-      return run_panels<F32Kernel>(w, input, out, out_stride, panel_begin, panel_end);
+      return run_panels<F32Kernel>(w, input, out, out_stride, panel_begin, panel_end, accumulate);
     case WeightType::kF16:
-      return run_panels<F16Kernel>(w, input, out, out_stride, panel_begin, panel_end);
+      return run_panels<F16Kernel>(w, input, out, out_stride, panel_begin, panel_end, accumulate);
     case WeightType::kBF16:
-      return run_panels<Bf16Kernel>(w, input, out, out_stride, panel_begin, panel_end);
+      return run_panels<Bf16Kernel>(w, input, out, out_stride, panel_begin, panel_end, accumulate);
     case WeightType::kInt8:
-      return run_panels<Int8Kernel>(w, input, out, out_stride, panel_begin, panel_end);
+      return run_panels<Int8Kernel>(w, input, out, out_stride, panel_begin, panel_end, accumulate);
   }
 }
 

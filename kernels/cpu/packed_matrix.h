@@ -14,6 +14,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <string_view>
@@ -39,6 +40,19 @@ struct MatrixRows {
   int64_t row_stride = 0;  // elements
 };
 
+// The panel layout's geometry: `cols` inputs rounded up to what one step of the type's kernels
+// takes (2 for bf16, 32 for int8), and the bytes of one panel of that many inputs.
+int padded_inputs(WeightType type, int cols);
+std::size_t panel_bytes(WeightType type, int k_padded);
+
+// Writes `panels` consecutive panels of `type`'s layout to `out`: rows row0 .. row0 + 16 *
+// panels - 1 of `parts` stacked (zero past their end), inputs [k0, k0 + count) zero-padded to
+// padded_inputs(type, count); int8 scales to `scales` [panels][blocks][16]. `scratch` holds
+// 16 * padded_inputs floats. What pack() does per panel, and the matmul on the fly to blocks of
+// row-major weights in prefill.
+void write_panels(std::span<const MatrixRows> parts, int64_t row0, int panels, int k0, int count,
+                  WeightType type, std::byte* out, std::uint16_t* scales, float* scratch);
+
 class PackedMatrix {
  public:
   static constexpr int kPanelRows = 16;
@@ -46,9 +60,14 @@ class PackedMatrix {
   static constexpr int kInt8Block = 32;
 
   PackedMatrix() = default;
+  // Called after each chunk of rows [begin, end) of the packed matrix is done: the source rows
+  // may be released (a mmapped checkpoint's pages), so that memory holds one copy of them.
+  using RowsPacked = std::function<void(int64_t begin, int64_t end)>;
+
   // Packs the rows of `parts` one after another (a fused q|k|v or gate|up weight), `cols`
   // inputs each, converting or quantising to `type`. Runs on the OpenMP threads.
-  static PackedMatrix pack(std::span<const MatrixRows> parts, int cols, WeightType type);
+  static PackedMatrix pack(std::span<const MatrixRows> parts, int cols, WeightType type,
+                           const RowsPacked& rows_packed = {});
 
   WeightType type() const { return type_; }
   int rows() const { return rows_; }
@@ -69,8 +88,6 @@ class PackedMatrix {
   float at(int row, int col) const;
 
  private:
-  void pack_panel(std::span<const MatrixRows> parts, int panel, float* row_buffer);
-
   WeightType type_ = WeightType::kF32;
   int rows_ = 0;
   int cols_ = 0;

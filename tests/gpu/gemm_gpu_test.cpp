@@ -51,8 +51,7 @@ TYPED_TEST(GemmGpuTest, MatchesCpuLinear) {
       std::vector<float> expected(static_cast<std::size_t>(s.m) * s.n);
       const cpu::MatrixRows rows{reinterpret_cast<const std::byte*>(weight.data()), DType::kF32,
                                  s.n, s.k};
-      cpu::matmul(expected.data(), in.data(), s.m,
-                  cpu::PackedMatrix::pack({&rows, 1}, s.k, cpu::WeightType::kF32));
+      cpu::matmul(expected.data(), in.data(), s.m, cpu::WeightMatrix::row_major({rows}, s.k));
 
       DeviceBuffer<T> d_in(in_t), d_weight(weight_t);
       std::vector<float> actual;

@@ -1,7 +1,8 @@
 // The CPU matmul on every instruction set this machine has (the others skip, saying so),
-// every weight type, at odd sizes: against a double-precision product of the weights as
-// packed and of the inputs as that path sees them (bf16-rounded on AVX-512, int8-quantised),
-// and every vector path against the scalar one.
+// every weight type, packed and row-major (read in place), at odd sizes and on both sides of
+// the decode/prefill switch (8 input rows): against a double-precision product of the weights
+// as stored and of the inputs as that path sees them (bf16-rounded on AVX-512,
+// int8-quantised), and every vector path against the scalar one.
 #include "kernels/cpu/matmul.h"
 
 #include <algorithm>
@@ -17,6 +18,7 @@ namespace {
 
 using cpu::CpuIsa;
 using cpu::PackedMatrix;
+using cpu::WeightMatrix;
 using cpu::WeightType;
 using testing::Tolerance;
 
@@ -34,6 +36,32 @@ const WeightType kTypes[] = {WeightType::kF32, WeightType::kF16, WeightType::kBF
 PackedMatrix pack_f32(const std::vector<float>& weight, int n, int k, WeightType type) {
   const cpu::MatrixRows rows{reinterpret_cast<const std::byte*>(weight.data()), DType::kF32, n, k};
   return PackedMatrix::pack({&rows, 1}, k, type);
+}
+
+// A random weight in the form under test: packed from fp32, or row-major in the type's own
+// storage (a tensor as a checkpoint holds it), which `storage` keeps alive.
+struct TestWeight {
+  std::vector<std::uint16_t> storage16;
+  std::vector<float> storage32;
+  WeightMatrix matrix;
+};
+
+void make_weight(TestWeight& t, const std::vector<float>& weight, int n, int k, WeightType type,
+                 bool packed) {
+  if (packed || type == WeightType::kInt8) {
+    t.matrix = WeightMatrix::packed(pack_f32(weight, n, k, type));
+    return;
+  }
+  const std::byte* data = reinterpret_cast<const std::byte*>(weight.data());
+  DType dtype = DType::kF32;
+  if (type != WeightType::kF32) {
+    dtype = type == WeightType::kBF16 ? DType::kBF16 : DType::kF16;
+    for (float value : weight) {
+      t.storage16.push_back(type == WeightType::kBF16 ? f32_to_bf16(value) : f32_to_f16(value));
+    }
+    data = reinterpret_cast<const std::byte*>(t.storage16.data());
+  }
+  t.matrix = WeightMatrix::row_major({cpu::MatrixRows{data, dtype, n, k}}, k);
 }
 
 // What the int8 path does to each block of 32 inputs (matmul.h): symmetric, fp32 scale.
@@ -64,7 +92,8 @@ std::vector<float> effective_inputs(const std::vector<float>& in, int m, int k, 
   return in;
 }
 
-std::vector<float> reference(const std::vector<float>& in, const PackedMatrix& w, int m) {
+template <typename Matrix>
+std::vector<float> reference(const std::vector<float>& in, const Matrix& w, int m) {
   std::vector<float> out(static_cast<std::size_t>(m) * w.rows());
   for (int i = 0; i < m; ++i) {
     for (int n = 0; n < w.rows(); ++n) {
@@ -76,7 +105,7 @@ std::vector<float> reference(const std::vector<float>& in, const PackedMatrix& w
   return out;
 }
 
-std::vector<float> run(const std::vector<float>& in, int m, const PackedMatrix& w, CpuIsa isa) {
+std::vector<float> run(const std::vector<float>& in, int m, const WeightMatrix& w, CpuIsa isa) {
   std::vector<float> out(static_cast<std::size_t>(m) * w.rows(), NAN);
   cpu::matmul(out.data(), in.data(), m, w, isa);
   return out;
@@ -93,17 +122,48 @@ class MatmulTest : public ::testing::TestWithParam<CpuIsa> {
 };
 
 TEST_P(MatmulTest, MatchesDoubleReferenceOnOddSizes) {
-  for (WeightType type : kTypes) {
-    for (const Shape& s : kShapes) {
-      std::mt19937 rng(s.m * 7919 + s.n * 31 + s.k);
-      const auto in = testing::random_normal(static_cast<std::size_t>(s.m) * s.k, rng);
-      const auto weight = testing::random_normal(static_cast<std::size_t>(s.n) * s.k, rng);
-      const PackedMatrix w = pack_f32(weight, s.n, s.k, type);
-      const auto expected = reference(effective_inputs(in, s.m, s.k, type, GetParam()), w, s.m);
-      EXPECT_TRUE(testing::close_by_relative_error(run(in, s.m, w, GetParam()), expected,
-                                                   Tolerance::kF32Kernel))
-          << cpu::weight_type_name(type) << " m=" << s.m << " n=" << s.n << " k=" << s.k;
+  for (const bool packed : {true, false}) {
+    for (WeightType type : kTypes) {
+      for (const Shape& s : kShapes) {
+        std::mt19937 rng(s.m * 7919 + s.n * 31 + s.k);
+        const auto in = testing::random_normal(static_cast<std::size_t>(s.m) * s.k, rng);
+        const auto weight = testing::random_normal(static_cast<std::size_t>(s.n) * s.k, rng);
+        TestWeight w;
+        make_weight(w, weight, s.n, s.k, type, packed);
+        const auto expected =
+            reference(effective_inputs(in, s.m, s.k, type, GetParam()), w.matrix, s.m);
+        EXPECT_TRUE(testing::close_by_relative_error(run(in, s.m, w.matrix, GetParam()), expected,
+                                                     Tolerance::kF32Kernel))
+            << cpu::weight_type_name(type) << (packed ? " packed" : " row-major") << " m=" << s.m
+            << " n=" << s.n << " k=" << s.k;
+      }
     }
+  }
+}
+
+// Row-major parts stacked by rows (q|k|v read in place), each a column slice of a wider
+// tensor (a row-parallel rank's share), on both the decode and the prefill path.
+TEST_P(MatmulTest, RowMajorPartsAndColumnSlices) {
+  const int k = 37, wide = 50, offset = 6;
+  std::mt19937 rng(17);
+  std::vector<std::vector<std::uint16_t>> tensors;
+  std::vector<cpu::MatrixRows> parts;
+  for (int rows : {19, 5, 40}) {
+    auto values = testing::random_normal(static_cast<std::size_t>(rows) * wide, rng);
+    tensors.emplace_back();
+    for (float value : values) tensors.back().push_back(f32_to_bf16(value));
+    parts.push_back({reinterpret_cast<const std::byte*>(tensors.back().data() + offset),
+                     DType::kBF16, rows, wide});
+  }
+  const WeightMatrix w = WeightMatrix::row_major(parts, k);
+  ASSERT_EQ(w.rows(), 64);
+  for (int m : {3, 11}) {
+    const auto in = testing::random_normal(static_cast<std::size_t>(m) * k, rng);
+    const auto expected =
+        reference(effective_inputs(in, m, k, WeightType::kBF16, GetParam()), w, m);
+    EXPECT_TRUE(testing::close_by_relative_error(run(in, m, w, GetParam()), expected,
+                                                 Tolerance::kF32Kernel))
+        << "m=" << m;
   }
 }
 
@@ -114,7 +174,7 @@ TEST_P(MatmulTest, Int8EqualsTheScalarPath) {
     std::mt19937 rng(s.m + s.n + s.k);
     const auto in = testing::random_normal(static_cast<std::size_t>(s.m) * s.k, rng);
     const auto weight = testing::random_normal(static_cast<std::size_t>(s.n) * s.k, rng);
-    const PackedMatrix w = pack_f32(weight, s.n, s.k, WeightType::kInt8);
+    const WeightMatrix w = WeightMatrix::packed(pack_f32(weight, s.n, s.k, WeightType::kInt8));
     EXPECT_TRUE(testing::close_by_relative_error(run(in, s.m, w, GetParam()),
                                                  run(in, s.m, w, CpuIsa::kScalar), 1e-6))
         << "m=" << s.m << " n=" << s.n << " k=" << s.k;
