@@ -20,8 +20,7 @@ class DeviceCommunicator {
   virtual int rank() const = 0;
   virtual int size() const = 0;
   // In-place elementwise sum of `count` elements of `dtype` over all ranks, ordered on `stream`.
-  virtual void all_reduce_sum(void* data, std::size_t count, DType dtype,
-                              cudaStream_t stream) = 0;
+  virtual void all_reduce_sum(void* data, std::size_t count, DType dtype, cudaStream_t stream) = 0;
   // Concatenates each rank's `count` elements of `send` into `recv` ([size() * count]) in rank
   // order, ordered on `stream`.
   virtual void all_gather(const void* send, std::size_t count, void* recv, DType dtype,

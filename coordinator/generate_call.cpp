@@ -4,7 +4,7 @@
 
 #include "common/logging.h"
 #include "coordinator/stop_strings.h"
-#include "models/tokenizer/incremental_decoder.h"
+#include "tokenizer/incremental_decoder.h"
 
 namespace shardwise {
 namespace {

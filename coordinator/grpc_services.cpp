@@ -15,7 +15,7 @@ void fill_health(const Registry& registry, v1::HealthResponse& response) {
     v1::ReplicaHealth* h = response.add_replicas();
     h->set_model(r->card.name());
     h->set_address(r->card.address());
-    h->set_device(r->card.device());
+    h->set_device(device_name(r->card.device()));
     h->set_tp(r->card.tp());
     h->set_live(r->live);
     h->set_outstanding(r->outstanding);
@@ -162,8 +162,7 @@ grpc::Status RegistryService::Heartbeat(grpc::ServerContext*, const v1::Heartbea
   return to_grpc(registry_.heartbeat(*request));
 }
 
-grpc::Status RegistryService::Deregister(grpc::ServerContext*,
-                                         const v1::DeregisterRequest* request,
+grpc::Status RegistryService::Deregister(grpc::ServerContext*, const v1::DeregisterRequest* request,
                                          v1::DeregisterResponse*) {
   return to_grpc(registry_.deregister(request->replica_id()));
 }

@@ -129,9 +129,9 @@ int main(int argc, char** argv) {
                  "Require 'Authorization: Bearer KEY' (HTTP header or "
                  "gRPC metadata); SHARDWISE_API_KEY also sets it")
       ->envname("SHARDWISE_API_KEY");
-  auto* tls_cert = app.add_option("--tls-cert", o.tls_cert,
-                                  "PEM certificate (chain) for TLS on both listeners")
-                       ->check(CLI::ExistingFile);
+  auto* tls_cert =
+      app.add_option("--tls-cert", o.tls_cert, "PEM certificate (chain) for TLS on both listeners")
+          ->check(CLI::ExistingFile);
   auto* tls_key = app.add_option("--tls-key", o.tls_key, "PEM private key of --tls-cert")
                       ->check(CLI::ExistingFile);
   tls_cert->needs(tls_key);

@@ -119,14 +119,15 @@ std::string Metrics::render(const Registry& registry) const {
   for (const std::string& model : registry.models()) queue_depth[model] = 0;
   for (const auto& r : registry.replicas()) {
     if (r->live) queue_depth[r->card.name()] += r->waiting;
-    const std::string labels = fmt::format(
-        "{},replica=\"{}\",address=\"{}\",device=\"{}\"", model_label(r->card.name()),
-        escape_label(r->id), escape_label(r->card.address()), escape_label(r->card.device()));
+    const std::string labels =
+        fmt::format("{},replica=\"{}\",address=\"{}\",device=\"{}\"", model_label(r->card.name()),
+                    escape_label(r->id), escape_label(r->card.address()),
+                    escape_label(device_name(r->card.device())));
     out += fmt::format("shardwise_replica_live{{{}}} {}\n", labels, r->live ? 1 : 0);
     outstanding += fmt::format("shardwise_replica_outstanding_requests{{{}}} {}\n", labels,
                                r->outstanding.load());
-    waiting += fmt::format("shardwise_replica_waiting_requests{{{}}} {}\n", labels,
-                           r->waiting.load());
+    waiting +=
+        fmt::format("shardwise_replica_waiting_requests{{{}}} {}\n", labels, r->waiting.load());
     kv += fmt::format("shardwise_replica_kv_cache_usage{{{}}} {}\n", labels,
                       r->kv_cache_usage.load());
   }

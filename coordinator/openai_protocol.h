@@ -8,8 +8,8 @@
 #include <string_view>
 
 #include "common/status.h"
-#include "models/tokenizer/tokenizer.h"
 #include "shardwise/v1/inference.pb.h"
+#include "tokenizer/tokenizer.h"
 
 namespace shardwise {
 

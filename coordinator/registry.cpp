@@ -7,6 +7,16 @@
 #include "common/logging.h"
 
 namespace shardwise {
+namespace {
+
+// A card from before Device (or a client that left it unset) runs on the CPU.
+v1::Device device_of(const v1::ModelCard& card) {
+  return card.device() == v1::DEVICE_CUDA ? v1::DEVICE_CUDA : v1::DEVICE_CPU;
+}
+
+}  // namespace
+
+std::string device_name(v1::Device device) { return device == v1::DEVICE_CUDA ? "cuda" : "cpu"; }
 
 Replica::~Replica() { close_session(); }
 
@@ -62,7 +72,7 @@ StatusOr<std::string> Registry::register_replica(const v1::ModelCard& card) {
   }
   by_model_[card.name()].push_back(replica);
   log()->info("replica {} of {} registered: {} {} tp={} capacity={}", replica->id, card.name(),
-              card.address(), card.device(), card.tp(), card.capacity());
+              card.address(), device_name(card.device()), card.tp(), card.capacity());
   return replica->id;
 }
 
@@ -123,12 +133,12 @@ StatusOr<std::shared_ptr<Replica>> Registry::pick(const std::string& model, v1::
   std::lock_guard lock(mutex_);
   auto it = by_model_.find(model);
   if (it == by_model_.end()) return not_found("model '{}' is not served here", model);
-  const std::string preferred = priority == v1::PRIORITY_BATCH ? "cpu" : "cuda";
+  const v1::Device preferred = priority == v1::PRIORITY_BATCH ? v1::DEVICE_CPU : v1::DEVICE_CUDA;
   std::shared_ptr<Replica> best;
   // Rank: preferred and unsaturated first, then fewest outstanding requests.
   auto rank = [&](const Replica& r) {
     const bool saturated = r.outstanding >= std::max(1, r.card.capacity());
-    const bool first = !router_.route_by_priority || (r.card.device() == preferred && !saturated);
+    const bool first = !router_.route_by_priority || (device_of(r.card) == preferred && !saturated);
     return std::pair(first ? 0 : 1, r.outstanding.load());
   };
   int capacity = 0, outstanding = 0;

@@ -15,11 +15,14 @@
 
 #include "common/status.h"
 #include "coordinator/replica_session.h"
-#include "models/tokenizer/tokenizer.h"
 #include "shardwise/v1/inference.pb.h"
 #include "shardwise/v1/shard.grpc.pb.h"
+#include "tokenizer/tokenizer.h"
 
 namespace shardwise {
+
+// "cpu" or "cuda": how the public API, logs and metrics name a replica's device.
+std::string device_name(v1::Device device);
 
 struct Replica {
   std::string id;      // e.g. "stories260K-3"

@@ -55,8 +55,7 @@ std::vector<CLI::ConfigItem> YamlConfig::from_config(std::istream& input) const 
   return items;
 }
 
-std::string YamlConfig::to_config(const CLI::App* app, bool default_also, bool,
-                                  std::string) const {
+std::string YamlConfig::to_config(const CLI::App* app, bool default_also, bool, std::string) const {
   YAML::Emitter out;
   out << YAML::BeginMap;
   for (const CLI::Option* option : app->get_options()) {

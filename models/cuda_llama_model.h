@@ -12,7 +12,6 @@
 #include <cuda_runtime.h>
 
 #include <filesystem>
-#include <map>
 #include <memory>
 #include <span>
 #include <vector>
@@ -21,6 +20,9 @@
 #include "common/status.h"
 #include "kernels/cuda/gemm.h"
 #include "kernels/cuda/sampling.h"
+#include "models/cuda_decode_graphs.h"
+#include "models/cuda_kv_cache.h"
+#include "models/cuda_step_buffers.h"
 #include "models/cuda_weights.h"
 #include "models/forward_batch.h"
 #include "models/model_config.h"
@@ -35,32 +37,6 @@ struct CudaModelOptions {
   int max_graph_batch = 256;    // largest captured decode batch; larger ones run eagerly
   bool random_weights = false;  // synthetic weights (config.json only, no safetensors)
   uint64_t seed = 1234;         // of the synthetic weights
-};
-
-// The paged KV cache of one rank on the device: per layer, K and V blocks in the layout of
-// kernels/cuda/kv_cache_write.h, in the model's dtype, holding only this rank's KV heads.
-class CudaKvCache {
- public:
-  static StatusOr<CudaKvCache> make(int n_layers, int num_blocks, int block_size, int n_kv_heads,
-                                    int head_dim, DType dtype);
-  // Bytes one block takes over all layers, K and V.
-  static std::size_t block_bytes(int n_layers, int block_size, int n_kv_heads, int head_dim,
-                                 DType dtype);
-
-  void* k(int layer) const;  // [num_blocks, block_size, n_kv_heads, head_dim]
-  void* v(int layer) const;  // [num_blocks, block_size, n_kv_heads, head_dim]
-  int num_blocks() const { return num_blocks_; }
-  int block_size() const { return block_size_; }
-  int num_slots() const { return num_blocks_ * block_size_; }
-  // Unique per cache made in this process (captured graphs hold its addresses).
-  uint64_t id() const { return id_; }
-
- private:
-  uint64_t id_ = 0;
-  int num_blocks_ = 0;
-  int block_size_ = 0;
-  std::size_t layer_bytes_ = 0;  // of K (or V) of one layer
-  DeviceAllocation storage_;     // [n_layers][K, V][num_blocks, block_size, n_kv, head_dim]
 };
 
 class CudaLlamaModel {
@@ -82,10 +58,19 @@ class CudaLlamaModel {
   StatusOr<CudaKvCache> make_kv_cache(int num_blocks, int block_size) const;
   std::size_t kv_block_bytes(int block_size) const;
 
-  // The checks of LlamaModel::validate, plus: the tokens of each sequence are contiguous in
-  // the batch at consecutive positions (the attention kernels take each sequence's queries as
-  // one run of rows).
+  // validate_batch (models/forward_batch.h), plus: the tokens of each sequence are contiguous
+  // in the batch at consecutive positions (the attention kernels take each sequence's queries
+  // as one run of rows).
   Status validate(const ForwardBatch& batch, const CudaKvCache& cache) const;
+
+  // Grows the step buffers when `batch` needs more than the steps before it. Returns whether
+  // they grew, or RESOURCE_EXHAUSTED (the buffers released) when the device memory is not
+  // there: the step's requests fail, the process lives. Every forward call reserves first; a
+  // tensor-parallel group reserves on every rank before a step and agrees on the outcome
+  // (shard/runner/tp_model_runner.h), since one rank must not run collectives alone.
+  StatusOr<bool> reserve(const ForwardBatch& batch, const CudaKvCache& cache);
+  // Frees the step buffers (another rank of the group could not grow its own).
+  void release_step_buffers();
 
   // Writes the batch's K/V into `cache` and returns the logits of batch.logit_rows over the
   // full vocabulary, [n_rows, vocab_size], on the host.
@@ -99,20 +84,18 @@ class CudaLlamaModel {
   Status forward_discarding_logits(const ForwardBatch& batch, CudaKvCache& cache);
 
   // Decode steps replayed from a graph so far (tests, benchmarks).
-  long graph_replays() const { return graph_replays_; }
+  long graph_replays() const { return graphs_.replays(); }
 
  private:
-  struct Buffers;
-  struct StepInputs;
-  struct Graph;
-
   // Runs the batch on the device; returns the device logits [n_rows, vocab] (F32) of the
   // batch's logit rows, valid until the next call, ordered on stream_.
   StatusOr<const float*> run(const ForwardBatch& batch, CudaKvCache& cache);
-  void ensure_capacity(int n_tokens, int n_rows, int n_seqs, int table_ints, int max_context);
-  void upload_inputs(const StepInputs& inputs);
+  // A batch that is not a graph step, as the attention kernels take it: runs of one
+  // sequence's tokens.
+  CudaStepInputs eager_inputs(const ForwardBatch& batch) const;
+  StepDims graph_dims(const CudaKvCache& cache) const;
   // The whole forward pass on already uploaded inputs; logits of `n_rows` rows gathered by
-  // the device array logit_rows (nullptr: rows 0..n_rows-1) end in buffers' logits.
+  // the device array logit_rows (nullptr: rows 0..n_rows-1) end in the buffers' logits.
   void forward_layers(int n_tokens, int n_seqs, int max_query_len, int max_context,
                       int table_stride, bool decode, int n_rows, const int32_t* logit_rows,
                       CudaKvCache& cache);
@@ -132,11 +115,8 @@ class CudaLlamaModel {
   cudaStream_t stream_ = nullptr;
   cuda::Gemm gemm_;
   DeviceAllocation inv_freq_;  // [head_dim / 2] F32
-  std::unique_ptr<Buffers> buffers_;
-  // By (batch bucket, context bucket).
-  std::map<std::pair<int, int>, std::unique_ptr<Graph>> graphs_;
-  uint64_t graph_cache_ = 0;                      // id of the cache the graphs were captured with
-  long graph_replays_ = 0;
+  CudaStepBuffers buffers_;
+  CudaDecodeGraphs graphs_;
 };
 
 // Loads config.json and this rank's weights (or fills synthetic ones) onto the current device.

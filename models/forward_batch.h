@@ -6,6 +6,9 @@
 #include <cstdint>
 #include <vector>
 
+#include "common/status.h"
+#include "models/model_config.h"
+
 namespace shardwise {
 
 struct ForwardBatch {
@@ -23,5 +26,19 @@ struct ForwardBatch {
     return max_blocks_per_seq == 0 ? 0 : static_cast<int>(block_tables.size()) / max_blocks_per_seq;
   }
 };
+
+// The shape of a paged KV cache that a batch's slots and block tables index.
+struct CacheGeometry {
+  int num_blocks = 0;  // e.g. 1024
+  int block_size = 0;  // tokens per block, e.g. 16
+  int num_slots() const { return num_blocks * block_size; }
+};
+
+// The checks every model makes before it runs a batch: arrays of one length, token ids in the
+// vocabulary, positions in the context window, sequences, slots and block-table entries inside
+// the cache, logit rows naming tokens of the batch. INVALID_ARGUMENT (OUT_OF_RANGE for a
+// position past the window) naming the first offending entry.
+Status validate_batch(const LlamaConfig& config, const CacheGeometry& cache,
+                      const ForwardBatch& batch);
 
 }  // namespace shardwise

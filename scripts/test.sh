@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# README command 2: install dependencies, build, and run every test that runs on this machine:
-# the normal build, then the same suite under AddressSanitizer + UndefinedBehaviorSanitizer.
+# README command 2: install dependencies, check the tree's shape, build, and run every test
+# that runs on this machine: the normal build, then the same suite under AddressSanitizer +
+# UndefinedBehaviorSanitizer.
 # GPU tests skip with a message where there is no GPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
+scripts/check-tree.sh  # clang-format and the library order, before anything is built
 
 scripts/build.sh build
 ctest --test-dir build --output-on-failure -j "$(nproc)" --timeout 600

@@ -16,17 +16,15 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "comm/agreement.h"
 #include "comm/mpi_communicator.h"
 #include "comm/mpi_session.h"
 #include "common/logging.h"
 #include "kernels/cpu/cpu_threads.h"
 #include "shard/cli/device_flags.h"
 #include "shard/cli/generation_output.h"
-#include "shard/device_runner.h"
-#include "shard/generator.h"
-#include "shard/leader_service.h"
-#include "shard/tp_model_runner.h"
+#include "shard/engine/generator.h"
+#include "shard/runner/replica.h"
+#include "shard/serve/leader_service.h"
 
 namespace shardwise {
 namespace {
@@ -44,11 +42,11 @@ struct ShardOptions {
   double collective_timeout_s = 60;
   int threads = 0;
   std::string log_level = "info";
-  std::string coordinator;  // serve mode: the coordinator's Registry, e.g. "127.0.0.1:50051"
+  std::string coordinator;     // serve mode: the coordinator's Registry, e.g. "127.0.0.1:50051"
   std::string coordinator_ca;  // PEM roots that sign the coordinator's TLS certificate
-  std::string listen;       // serve mode: replica r's leader listens on this port + r
-  std::string model_name;   // serve mode: the name clients use (default: the folder's name)
-  int capacity = 8;         // serve mode: concurrent sequences
+  std::string listen;          // serve mode: replica r's leader listens on this port + r
+  std::string model_name;      // serve mode: the name clients use (default: the folder's name)
+  int capacity = 8;            // serve mode: concurrent sequences
 };
 
 void add_options(CLI::App& app, ShardOptions& o) {
@@ -58,10 +56,7 @@ void add_options(CLI::App& app, ShardOptions& o) {
                  "multiple)")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
-  app.add_option("--device", o.device.device, "Where the model runs")
-      ->capture_default_str()
-      ->check(CLI::IsMember({"cpu", "cuda"}));
-  cli::add_device_flags(&app, o.device, /*with_device=*/false);
+  cli::add_device_flags(&app, o.device);
   app.add_option("--ids", o.ids, "One-shot mode: prompt token ids, comma-separated")
       ->delimiter(',');
   app.add_option("--coordinator", o.coordinator, "Serve mode: the coordinator, HOST:PORT");
@@ -167,7 +162,7 @@ int serve(const ShardOptions& o, const ParallelConfig& config, ModelRunner& runn
                                       : o.model_name);
   card->set_address(*listen);
   card->set_context_length(runner.config().max_position_embeddings);
-  card->set_device(o.device.device);
+  card->set_device(o.device.device == Device::kCuda ? v1::DEVICE_CUDA : v1::DEVICE_CPU);
   card->set_tp(config.tp_size);
   card->set_capacity(o.capacity);
   std::signal(SIGINT, request_stop);
@@ -200,7 +195,7 @@ int serve(const ShardOptions& o, const ParallelConfig& config, ModelRunner& runn
 
 int run(const ShardOptions& o, const MpiSession& session) {
   const ParallelConfig& config = session.config();
-  if (auto status = cli::check_device_flags(o.device); !status.ok()) {
+  if (Status status = check_device_options(o.device); !status.ok()) {
     log()->error("{}", status.to_string());
     return 2;
   }
@@ -208,48 +203,30 @@ int run(const ShardOptions& o, const MpiSession& session) {
   MpiCommunicator comm(session.tp_group(), timeout);
   log()->info("replica {} of {}, tp rank {} of {}, loading {} ({})", config.replica(),
               config.num_replicas(), config.tp().rank, config.tp_size, o.model_dir,
-              o.device.device);
-  if (o.device.device == "cuda") {
-    // --num-kv-blocks 0: the cache takes the GPU memory budget (--kv-cache-gb).
-    auto replica =
-        make_cuda_replica(o.model_dir, o.device, &session, &comm, o.block_size, o.num_kv_blocks,
-                          timeout);  // collective: fails on every rank when one rank fails
-    if (!replica.ok()) {
-      log()->error("{}", replica.status().to_string());
-      return 1;
-    }
-    if (!config.is_leader()) {
-      Status status = (*replica)->run_follower();
-      if (!status.ok()) {
-        log()->critical("follower: {}", status.to_string());
-        MPI_Abort(MPI_COMM_WORLD, 1);
-      }
-      return 0;
-    }
-    if (!o.ids.empty()) return run_one_shot(o, config, (*replica)->runner());
-    return serve(o, config, (*replica)->runner());
+              device_name(o.device.device));
+  ReplicaOptions replica_options;
+  replica_options.model_dir = o.model_dir;
+  replica_options.device = o.device;
+  replica_options.block_size = o.block_size;
+  // 0: on the GPU the memory budget (--kv-cache-gb); on the CPU one full context window per
+  // sequence the mode runs at once.
+  replica_options.num_kv_blocks = o.num_kv_blocks;
+  replica_options.sequences = o.ids.empty() ? o.capacity : 1;
+  // Collective: fails on every rank when one rank fails.
+  auto replica = make_replica(replica_options, {&session, &comm, timeout});
+  if (!replica.ok()) {
+    log()->error("{}", replica.status().to_string());
+    return 1;
   }
-  auto model = load_llama_model(o.model_dir, comm);
-  if (!model.ok()) log()->error("{}", model.status().to_string());
-  if (any_rank_failed(comm, !model.ok())) return 1;
-
-  LlamaModel& llama = **model;
-  // Default: one full context window per sequence the mode runs at once.
-  const int window_blocks =
-      (llama.config().max_position_embeddings + o.block_size - 1) / o.block_size;
-  const int num_kv_blocks =
-      o.num_kv_blocks > 0 ? o.num_kv_blocks : window_blocks * (o.ids.empty() ? o.capacity : 1);
-  LocalModelRunner local(llama, num_kv_blocks, o.block_size);
   if (!config.is_leader()) {
-    Status status = run_follower_loop(local, comm);
+    Status status = (*replica)->run_follower();
     if (!status.ok()) {
       log()->critical("follower: {}", status.to_string());
       MPI_Abort(MPI_COMM_WORLD, 1);
     }
     return 0;
   }
-
-  LeaderModelRunner runner(local, comm);
+  ModelRunner& runner = (*replica)->runner();
   if (!o.ids.empty()) return run_one_shot(o, config, runner);
   return serve(o, config, runner);
 }

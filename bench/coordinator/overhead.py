@@ -1,5 +1,5 @@
 """Coordinator overhead: time to first token through the coordinator minus directly at the
-shard leader's Generate (p10/p50/p90 of 300 of each, interleaved, after 20 warm-up, three
+shard leader's Serve stream (p10/p50/p90 of 300 of each, interleaved, after 20 warm-up, three
 rounds), and the coordinator's own CPU time per streamed token at 1, 16, 64 and 256 concurrent
 500-token streams (from /proc/PID/stat, in clock
 ticks of 10 ms: at 1 stream each thread runs 8 streams one after another, so that the CPU time
@@ -16,12 +16,21 @@ from shardwise.v1 import inference_pb2 as pb, inference_pb2_grpc as pbg, shard_p
 coord, shard, coord_pid = sys.argv[1], sys.argv[2], int(sys.argv[3])
 c = pbg.InferenceStub(grpc.insecure_channel(coord))
 s = spbg.ShardStub(grpc.insecure_channel(shard))
+# Directly at the shard: one Serve stream held open, as the coordinator holds one, each request
+# started on it under a new id and read until its update carries finish_reason.
+import queue
+outbox = queue.Queue()
+replies = s.Serve(iter(outbox.get, None))
+next_id = [0]
 def ttft_direct():
+    next_id[0] += 1
     t = time.perf_counter()
-    it = s.Generate(spb.ShardGenerateRequest(prompt_ids=[1, 403, 407], sampling=spb.ShardSamplingParams(temperature=0, top_p=1, repetition_penalty=1, max_tokens=1)))
-    next(it); d = time.perf_counter() - t
-    for _ in it: pass
-    return d
+    outbox.put(spb.ShardServeRequest(request_id=next_id[0], start=spb.ShardGenerateRequest(prompt_ids=[1, 403, 407], sampling=spb.ShardSamplingParams(temperature=0, top_p=1, repetition_penalty=1, max_tokens=1))))
+    d = None
+    for m in replies:
+        for u in m.updates:
+            if d is None and u.tokens: d = time.perf_counter() - t
+            if u.finish_reason or u.error_code: return d
 def ttft_coord():
     t = time.perf_counter()
     it = c.Generate(pb.GenerateRequest(model="stories260K", token_ids=pb.TokenIds(ids=[1, 403, 407]), sampling=pb.SamplingParams(temperature=0, max_tokens=1)))
@@ -53,3 +62,4 @@ for n in (1, 16, 64, 256):
     [t.start() for t in th]; [t.join() for t in th]
     c1, t1 = cpu(), time.perf_counter()
     print(f"{n} streams: {tokens[0]} tokens in {t1-t0:.2f} s ({tokens[0]/(t1-t0):.0f} tok/s); coordinator CPU {c1-c0:.2f} s = {(c1-c0)/tokens[0]*1e6:.1f} us/token -> {tokens[0]/max(c1-c0,1e-9):.0f} tok/s per core; {tokens[0]/messages[0]:.2f} tokens/message")
+outbox.put(None)  # half-closes the direct Serve stream

@@ -12,11 +12,11 @@
 #include <cstdio>
 #include <random>
 
-#include "comm/communicator.h"
 #include "common/logging.h"
 #include "kernels/cpu/cpu_threads.h"
 #include "shard/cli/device_flags.h"
 #include "shard/engine/engine.h"
+#include "shard/runner/replica.h"
 
 namespace shardwise {
 namespace {
@@ -73,48 +73,31 @@ RunResult run_once(ModelRunner& runner, const BenchOptions& options, int concurr
 
 int run(const BenchOptions& options) {
   cpu::set_cpu_threads(options.threads);
-  if (auto status = cli::check_device_flags(options.device); !status.ok()) {
-    log()->error("{}", status.to_string());
+  // One cache for the largest run.
+  const int most = *std::max_element(options.concurrency.begin(), options.concurrency.end());
+  ReplicaOptions replica_options;
+  replica_options.model_dir = options.model_dir;
+  replica_options.device = options.device;
+  replica_options.block_size = options.block_size;
+  replica_options.num_kv_blocks = most * blocks_per_request(options);
+  auto replica = make_replica(replica_options);
+  if (!replica.ok()) {
+    log()->error("{}", replica.status().to_string());
     return 1;
   }
-  SoloCommunicator comm;
-  std::unique_ptr<LlamaModel> model;
-  std::unique_ptr<DeviceReplica> replica;  // --device cuda: one cache for the largest run
-  if (options.device.device == "cuda") {
-    const int most = *std::max_element(options.concurrency.begin(), options.concurrency.end());
-    auto made = make_cuda_replica(options.model_dir, options.device, nullptr, nullptr,
-                                  options.block_size, most * blocks_per_request(options),
-                                  std::chrono::seconds(60));
-    if (!made.ok()) {
-      log()->error("{}", made.status().to_string());
-      return 1;
-    }
-    replica = std::move(made).value();
-  } else {
-    auto loaded = load_llama_model(options.model_dir, comm);
-    if (!loaded.ok()) {
-      log()->error("{}", loaded.status().to_string());
-      return 1;
-    }
-    model = std::move(loaded).value();
-  }
+  ModelRunner& runner = (*replica)->runner();
   std::printf(
       "model %s on the %s, %d input / %d output tokens per request, max %d tokens per step, "
       "median of %d\n",
-      options.model_dir.c_str(), options.device.device.c_str(), options.input_len,
-      options.output_len, options.max_batch_tokens, options.repeats);
+      options.model_dir.c_str(), std::string(device_name(options.device.device)).c_str(),
+      options.input_len, options.output_len, options.max_batch_tokens, options.repeats);
   std::printf("%11s %9s %7s %16s %16s\n", "concurrency", "seconds", "steps", "output tok/s",
               "total tok/s");
   for (int concurrency : options.concurrency) {
-    std::unique_ptr<LocalModelRunner> local;
-    if (model) {
-      local = std::make_unique<LocalModelRunner>(
-          *model, concurrency * blocks_per_request(options), options.block_size);
-    }
-    ModelRunner& runner = replica ? replica->runner() : *local;
     run_once(runner, options, concurrency);  // warm-up
     std::vector<RunResult> runs;
-    for (int i = 0; i < options.repeats; ++i) runs.push_back(run_once(runner, options, concurrency));
+    for (int i = 0; i < options.repeats; ++i)
+      runs.push_back(run_once(runner, options, concurrency));
     std::sort(runs.begin(), runs.end(),
               [](const RunResult& a, const RunResult& b) { return a.seconds < b.seconds; });
     const RunResult& median = runs[runs.size() / 2];

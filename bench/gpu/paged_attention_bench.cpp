@@ -117,8 +117,8 @@ void bench_decode(const BenchOptions& o, Shape shape) {
   cuda::launch_fill_uniform(q, batch, q_width, q_width, 0, 0, 1.0f, 3, nullptr);
   std::vector<int32_t> contexts(batch, context);
   int32_t* context_lens = device_alloc<int32_t>(batch);
-  CUDA_CHECK(cudaMemcpy(context_lens, contexts.data(), batch * sizeof(int32_t),
-                        cudaMemcpyHostToDevice));
+  CUDA_CHECK(
+      cudaMemcpy(context_lens, contexts.data(), batch * sizeof(int32_t), cudaMemcpyHostToDevice));
   const std::size_t workspace_bytes =
       cuda::paged_attention_decode_workspace_bytes(batch, o.heads, o.head_dim, context);
   void* workspace = workspace_bytes > 0 ? device_alloc<char>(workspace_bytes) : nullptr;
@@ -127,8 +127,8 @@ void bench_decode(const BenchOptions& o, Shape shape) {
   const double ms = median_ms(o, [&] {
     cuda::launch_paged_attention_decode<T>(out, q, cache.k, cache.v, cache.block_tables,
                                            context_lens, batch, o.heads, o.kv_heads, o.head_dim,
-                                           q_width, o.block_size, cache.max_blocks_per_seq,
-                                           context, scale, workspace, nullptr);
+                                           q_width, o.block_size, cache.max_blocks_per_seq, context,
+                                           scale, workspace, nullptr);
   });
   const double kv_bytes =
       2.0 * batch * static_cast<double>(context) * o.kv_heads * o.head_dim * sizeof(T);
@@ -158,15 +158,15 @@ void bench_prefill(const BenchOptions& o, Shape shape) {
   int32_t* context_lens = device_alloc<int32_t>(n_seqs);
   CUDA_CHECK(cudaMemcpy(query_starts, starts.data(), starts.size() * sizeof(int32_t),
                         cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMemcpy(context_lens, contexts.data(), n_seqs * sizeof(int32_t),
-                        cudaMemcpyHostToDevice));
+  CUDA_CHECK(
+      cudaMemcpy(context_lens, contexts.data(), n_seqs * sizeof(int32_t), cudaMemcpyHostToDevice));
   const float scale = 1.0f / std::sqrt(static_cast<float>(o.head_dim));
 
   const double ms = median_ms(o, [&] {
     cuda::launch_prefill_attention<T>(out, q, cache.k, cache.v, cache.block_tables, query_starts,
-                                      context_lens, n_seqs, tokens, o.heads, o.kv_heads,
-                                      o.head_dim, q_width, o.block_size, cache.max_blocks_per_seq,
-                                      scale, nullptr);
+                                      context_lens, n_seqs, tokens, o.heads, o.kv_heads, o.head_dim,
+                                      q_width, o.block_size, cache.max_blocks_per_seq, scale,
+                                      nullptr);
   });
   // Causal: query i sees i + 1 keys; QK^T and PV are 2 FLOPs per (key, dim) each.
   const double pairs = n_seqs * (static_cast<double>(tokens) * (tokens + 1) / 2);
@@ -174,7 +174,8 @@ void bench_prefill(const BenchOptions& o, Shape shape) {
   std::printf(
       "prefill  seqs=%-4d tokens=%-6d heads=%d/%d head_dim=%d block=%d bf16: median %.4f ms, "
       "%.2f TFLOP/s (causal FLOPs only)\n",
-      n_seqs, tokens, o.heads, o.kv_heads, o.head_dim, o.block_size, ms, flops / (ms * 1e-3) / 1e12);
+      n_seqs, tokens, o.heads, o.kv_heads, o.head_dim, o.block_size, ms,
+      flops / (ms * 1e-3) / 1e12);
   cudaFree(q);
   cudaFree(out);
   cudaFree(query_starts);

@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "models/tokenizer/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 namespace {
 
@@ -69,12 +69,14 @@ const std::string& corpus() {
   static const std::string text = [] {
     const fs::path testdata = SHARDWISE_TESTDATA_DIR;
     std::vector<std::string> paragraphs = split_paragraphs(read_file(testdata / "README.md"));
-    for (const auto& entry :
-         fs::recursive_directory_iterator(fs::path(SHARDWISE_SOURCE_DIR) / "models")) {
-      const auto ext = entry.path().extension();
-      if (ext == ".cpp" || ext == ".h") {
-        for (auto& p : split_paragraphs(read_file(entry.path())))
-          paragraphs.push_back(std::move(p));
+    for (const char* folder : {"models", "tokenizer"}) {
+      for (const auto& entry :
+           fs::recursive_directory_iterator(fs::path(SHARDWISE_SOURCE_DIR) / folder)) {
+        const auto ext = entry.path().extension();
+        if (ext == ".cpp" || ext == ".h") {
+          for (auto& p : split_paragraphs(read_file(entry.path())))
+            paragraphs.push_back(std::move(p));
+        }
       }
     }
     std::mt19937 rng(2024);

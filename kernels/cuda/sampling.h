@@ -7,7 +7,7 @@
 
 namespace shardwise::cuda {
 
-// One row's sampling choices (the device-side subset of shard/sampler.h's SamplingParams;
+// One row's sampling choices (the device-side subset of shard/engine/sampler.h's SamplingParams;
 // penalties and logprobs stay on the host path).
 struct SamplingRow {
   float temperature = 0.0f;  // 0 (or so small that 1 / it overflows): greedy (argmax, lowest
@@ -26,7 +26,7 @@ std::size_t sample_workspace_bytes(int n_rows, int vocab);
 // Samples one token per row of logits without copying the logits to the host: greedy rows take
 // the argmax; the others draw from softmax(logits / temperature) restricted to the top_k most
 // likely tokens, then to tokens of probability >= min_p * max probability, then to the smallest
-// set whose (renormalised) probability reaches top_p: the order of shard/sampler.cpp, ties
+// set whose (renormalised) probability reaches top_p: the order of shard/engine/sampler.cpp, ties
 // going to the lower token id. top_k == 1 is greedy. Philox draws from (seed, offset) alone, so
 // a request's tokens do not depend on its row in the batch.
 void launch_sample(int32_t* tokens,          // [n_rows] device output

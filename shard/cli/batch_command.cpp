@@ -15,8 +15,8 @@
 #include "shard/cli/device_flags.h"
 #include "shard/cli/generation_output.h"
 #include "shard/engine/engine.h"
-#include "shard/tp_model_runner.h"
-#include "models/tokenizer/tokenizer.h"
+#include "shard/runner/replica.h"
+#include "tokenizer/tokenizer.h"
 
 namespace shardwise::cli {
 namespace {
@@ -115,8 +115,7 @@ struct Result {
   std::string error;
 };
 
-int auto_num_blocks(const LlamaModel& model, const std::vector<Request>& requests, int block_size) {
-  const LlamaConfig& c = model.config();
+int auto_num_blocks(const LlamaConfig& c, const std::vector<Request>& requests, int block_size) {
   // K and V, every layer, fp32.
   const double block_bytes =
       2.0 * c.num_hidden_layers * block_size * c.num_key_value_heads * c.head_dim * sizeof(float);
@@ -172,6 +171,7 @@ void run_batch(const BatchOptions& options) {
 
   // With --tp, every rank reads the same input (so all size the cache alike) and loads its
   // slice; followers then execute the leader's StepPlans until it shuts them down.
+  const std::chrono::milliseconds timeout(static_cast<long>(options.collective_timeout_s * 1000));
   std::unique_ptr<MpiSession> session;
   std::unique_ptr<Communicator> comm;
   if (options.tp > 1) {
@@ -180,44 +180,33 @@ void run_batch(const BatchOptions& options) {
       fail(invalid_argument("batch --tp {} runs one replica: launch it with mpirun -np {}",
                             options.tp, options.tp));
     }
-    comm = std::make_unique<MpiCommunicator>(
-        session->tp_group(),
-        std::chrono::milliseconds(static_cast<long>(options.collective_timeout_s * 1000)));
+    comm = std::make_unique<MpiCommunicator>(session->tp_group(), timeout);
   } else {
     comm = std::make_unique<SoloCommunicator>();
   }
-  if (auto status = check_device_flags(options.device); !status.ok()) fail(status);
-  std::unique_ptr<LlamaModel> model;
-  std::unique_ptr<DeviceReplica> replica;  // --device cuda
-  int num_blocks = options.num_kv_blocks;
-  if (options.device.device == "cuda") {
-    // --num-kv-blocks 0: the cache takes the GPU memory budget (--kv-cache-gb).
-    replica = value_or_fail(make_cuda_replica(
-        options.model_dir, options.device, session.get(), options.tp > 1 ? comm.get() : nullptr,
-        options.block_size, options.num_kv_blocks,
-        std::chrono::milliseconds(static_cast<long>(options.collective_timeout_s * 1000))));
-    num_blocks = replica->runner().num_kv_blocks();
-  } else {
-    model = value_or_fail(load_llama_model(options.model_dir, *comm));
-    if (num_blocks == 0) num_blocks = auto_num_blocks(*model, requests, options.block_size);
+  ReplicaOptions replica_options;
+  replica_options.model_dir = options.model_dir;
+  replica_options.device = options.device;
+  replica_options.block_size = options.block_size;
+  // 0 on the GPU: the cache takes the memory budget (--kv-cache-gb). On the CPU: every request
+  // at once, up to kAutoCacheBytes.
+  replica_options.num_kv_blocks = options.num_kv_blocks;
+  if (options.num_kv_blocks == 0 && options.device.device == Device::kCpu) {
+    const LlamaConfig config = value_or_fail(load_llama_config(options.model_dir));
+    replica_options.num_kv_blocks = auto_num_blocks(config, requests, options.block_size);
   }
-  std::unique_ptr<LocalModelRunner> local;
-  if (!replica) local = std::make_unique<LocalModelRunner>(*model, num_blocks, options.block_size);
+  auto replica = value_or_fail(make_replica(replica_options, {session.get(), comm.get(), timeout}));
   if (comm->rank() != 0) {
-    const Status status = replica ? replica->run_follower() : run_follower_loop(*local, *comm);
-    if (!status.ok()) fail(status);
+    if (const Status status = replica->run_follower(); !status.ok()) fail(status);
     return;
   }
-  std::unique_ptr<LeaderModelRunner> leader;  // the CPU path at --tp > 1
-  if (!replica && options.tp > 1) leader = std::make_unique<LeaderModelRunner>(*local, *comm);
-  ModelRunner* runner = local.get();
-  if (replica) runner = &replica->runner();
-  if (leader) runner = leader.get();
+  ModelRunner& runner = replica->runner();
+  const int num_blocks = runner.num_kv_blocks();
   EngineOptions engine_options;
   engine_options.scheduler.max_batch_tokens = options.max_batch_tokens;
   engine_options.scheduler.max_num_seqs = options.max_num_seqs;
   engine_options.enable_prefix_caching = !options.no_prefix_caching;
-  Engine engine(*runner, engine_options);
+  Engine engine(runner, engine_options);
   log()->info("batch: {} requests, KV cache {} blocks of {} tokens", requests.size(), num_blocks,
               options.block_size);
 

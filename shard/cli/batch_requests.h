@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "common/status.h"
-#include "shard/sampler.h"
+#include "shard/engine/sampler.h"
 
 namespace shardwise::cli {
 

@@ -1,19 +1,20 @@
 // The --device, --dtype, --random-weights, --no-cuda-graphs and --kv-cache-gb switches of the
-// commands that run a model.
+// commands that run a model (they fill the DeviceOptions of shard/runner/replica.h).
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <map>
+#include <string>
 
-#include "shard/device_runner.h"
+#include "shard/runner/replica.h"
 
 namespace shardwise::cli {
 
-inline void add_device_flags(CLI::App* command, DeviceOptions& o, bool with_device = true) {
-  if (with_device) {
-    command->add_option("--device", o.device, "Where the model runs: cpu, or cuda (a GPU)")
-        ->capture_default_str()
-        ->check(CLI::IsMember({"cpu", "cuda"}));
-  }
+inline void add_device_flags(CLI::App* command, DeviceOptions& o) {
+  const std::map<std::string, Device> devices{{"cpu", Device::kCpu}, {"cuda", Device::kCuda}};
+  command->add_option("--device", o.device, "Where the model runs: cpu, or cuda (a GPU)")
+      ->transform(CLI::CheckedTransformer(devices))
+      ->default_str("cpu");
   command->add_option("--dtype", o.dtype, "With --device cuda: compute in bf16 or f32")
       ->capture_default_str()
       ->check(CLI::IsMember({"bf16", "f32"}));
@@ -29,14 +30,6 @@ inline void add_device_flags(CLI::App* command, DeviceOptions& o, bool with_devi
                    "the weights)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
-}
-
-// --random-weights and --dtype only mean something on the GPU.
-inline Status check_device_flags(const DeviceOptions& o) {
-  if (o.device != "cuda" && o.random_weights) {
-    return invalid_argument("--random-weights needs --device cuda");
-  }
-  return ok_status();
 }
 
 }  // namespace shardwise::cli

@@ -9,7 +9,7 @@
 
 #include "common/status.h"
 #include "models/model_config.h"
-#include "models/tokenizer/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 namespace shardwise::cli {
 

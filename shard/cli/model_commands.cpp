@@ -6,14 +6,12 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
-#include "comm/communicator.h"
 #include "models/safetensors.h"
-#include "models/tokenizer/tokenizer.h"
 #include "shard/cli/cli_support.h"
 #include "shard/cli/device_flags.h"
 #include "shard/cli/generation_output.h"
-#include "shard/device_runner.h"
-#include "shard/generator.h"
+#include "shard/engine/generator.h"
+#include "tokenizer/tokenizer.h"
 
 namespace shardwise::cli {
 namespace {
@@ -64,39 +62,32 @@ std::vector<int32_t> prompt_ids(const ModelOptions& options, const Tokenizer* to
   return value_or_fail(tokenizer->encode(text, false));
 }
 
-std::unique_ptr<LlamaModel> load_model(const std::string& model_dir, Communicator& comm) {
+// The model with a KV cache of `tokens` tokens (at most a context window: a longer request is
+// refused before it runs), on the chosen device, in a group of one.
+std::unique_ptr<Replica> load_replica(const ModelOptions& options, int tokens) {
+  constexpr int kBlockSize = 16;
+  if (auto config = load_llama_config(options.model_dir); config.ok()) {
+    tokens = std::min(tokens, config->max_position_embeddings);
+  }
+  ReplicaOptions replica_options;
+  replica_options.model_dir = options.model_dir;
+  replica_options.device = options.device;
+  replica_options.block_size = kBlockSize;
+  replica_options.num_kv_blocks = std::max(kv_blocks_for_tokens(tokens, kBlockSize), 1);
   const auto start = std::chrono::steady_clock::now();
-  auto model = value_or_fail(load_llama_model(model_dir, comm));
+  auto replica = value_or_fail(make_replica(replica_options));
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  log()->info("loaded {} ({} layers, hidden {}, vocab {}) in {:.2f} s", model_dir,
-              model->config().num_hidden_layers, model->config().hidden_size,
-              model->config().vocab_size, seconds);
-  return model;
-}
-
-// The model on the GPU with a cache of `tokens` tokens (a group of one).
-std::unique_ptr<DeviceReplica> load_cuda_model(const ModelOptions& options, int tokens) {
-  constexpr int kBlockSize = 16;
-  return value_or_fail(make_cuda_replica(options.model_dir, options.device, nullptr, nullptr,
-                                         kBlockSize, kv_blocks_for_tokens(tokens, kBlockSize),
-                                         std::chrono::seconds(60)));
+  const LlamaConfig& config = replica->config();
+  log()->info("loaded {} ({} layers, hidden {}, vocab {}) in {:.2f} s", options.model_dir,
+              config.num_hidden_layers, config.hidden_size, config.vocab_size, seconds);
+  return replica;
 }
 
 void run_logits(const ModelOptions& options, const std::string& out_path) {
-  if (auto status = check_device_flags(options.device); !status.ok()) fail(status);
-  SoloCommunicator comm;
-  std::unique_ptr<LlamaModel> model;
-  std::unique_ptr<DeviceReplica> replica;
-  std::vector<float> logits;
-  if (options.device.device == "cuda") {
-    replica = load_cuda_model(options, static_cast<int>(options.ids.size()));
-    logits = value_or_fail(runner_prompt_logits(replica->runner(), options.ids));
-  } else {
-    model = load_model(options.model_dir, comm);
-    logits = value_or_fail(prompt_logits(*model, options.ids));
-  }
-  const int64_t vocab = (replica ? replica->config() : model->config()).vocab_size;
+  auto replica = load_replica(options, static_cast<int>(options.ids.size()));
+  const std::vector<float> logits = value_or_fail(prompt_logits(replica->runner(), options.ids));
+  const int64_t vocab = replica->config().vocab_size;
   const int64_t rows = static_cast<int64_t>(options.ids.size());
   auto written = write_safetensors(out_path, {{"logits", {rows, vocab}, logits.data()}});
   if (!written.ok()) fail(written);
@@ -113,25 +104,16 @@ void run_generate(const ModelOptions& options, const GenerateOptions& generate_o
   const auto tokenizer = value_or_fail(load_tokenizer_if_present(options.model_dir));
   GenerationRequest request;
   request.prompt_ids = prompt_ids(options, tokenizer.get());
-  if (auto status = check_device_flags(options.device); !status.ok()) fail(status);
-  SoloCommunicator comm;
-  std::unique_ptr<LlamaModel> model;
-  std::unique_ptr<DeviceReplica> replica;
-  if (options.device.device == "cuda") {
-    replica = load_cuda_model(options, static_cast<int>(request.prompt_ids.size()) +
+  auto replica = load_replica(options, static_cast<int>(request.prompt_ids.size()) +
                                            std::max(generate_options.max_new_tokens, 0));
-  } else {
-    model = load_model(options.model_dir, comm);
-  }
-  const LlamaConfig& config = replica ? replica->config() : model->config();
+  const LlamaConfig& config = replica->config();
   request.max_new_tokens = generate_options.max_new_tokens;
   request.sampling = generate_options.sampling;
   if (!generate_options.ignore_eos) {
     request.stop_token_ids = default_stop_token_ids(config, tokenizer.get());
   }
   const auto start = std::chrono::steady_clock::now();
-  auto result = value_or_fail(replica ? generate(replica->runner(), request)
-                                      : generate(*model, request));
+  auto result = value_or_fail(generate(replica->runner(), request));
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   log()->info("generated {} tokens in {:.3f} s ({:.1f} tokens/s), finish reason: {}",

@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "models/tokenizer/tokenizer.h"
 #include "shard/cli/cli_support.h"
+#include "tokenizer/tokenizer.h"
 
 namespace shardwise::cli {
 namespace {

@@ -11,7 +11,7 @@
 #include "shard/engine/block_manager.h"
 #include "shard/engine/request.h"
 #include "shard/engine/scheduler.h"
-#include "shard/model_runner.h"
+#include "shard/runner/model_runner.h"
 
 namespace shardwise {
 

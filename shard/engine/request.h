@@ -10,7 +10,7 @@
 #include <string_view>
 #include <vector>
 
-#include "shard/sampler.h"
+#include "shard/engine/sampler.h"
 
 namespace shardwise {
 

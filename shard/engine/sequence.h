@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "shard/engine/request.h"
-#include "shard/sampler.h"
+#include "shard/engine/sampler.h"
 
 namespace shardwise {
 

@@ -191,7 +191,7 @@ def bad_inputs():
 def retry_elsewhere():
     """A replica that refuses connections fails before any token: its requests are retried."""
     with open(os.path.join(args.model_dir, "tokenizer.json")) as f:
-        card = shard_pb2.ModelCard(name="stories260K", address="127.0.0.1:1", device="cpu", tp=1,
+        card = shard_pb2.ModelCard(name="stories260K", address="127.0.0.1:1", device=shard_pb2.DEVICE_CPU, tp=1,
                                    capacity=8, context_length=512, tokenizer_json=f.read())
     registry = shard_pb2_grpc.RegistryStub(grpc.insecure_channel(args.grpc))
     registry.Register(card, timeout=TIMEOUT)

@@ -25,7 +25,7 @@ v1::ModelCard card(const std::string& address, const std::string& device, int ca
   c.set_address(address);
   c.set_tokenizer_json(tokenizer);
   c.set_context_length(512);
-  c.set_device(device);
+  c.set_device(device == "cuda" ? v1::DEVICE_CUDA : v1::DEVICE_CPU);
   c.set_tp(1);
   c.set_capacity(capacity);
   return c;
@@ -108,10 +108,11 @@ TEST(Registry, RoutesByPriorityAndSpillsWhenSaturated) {
   ASSERT_TRUE(registry.register_replica(card("127.0.0.1:2", "cuda", 1)).ok());
   auto gpu = registry.pick("stories", v1::PRIORITY_INTERACTIVE, {});
   auto cpu = registry.pick("stories", v1::PRIORITY_BATCH, {});
-  EXPECT_EQ((*gpu)->card.device(), "cuda");
-  EXPECT_EQ((*cpu)->card.device(), "cpu");
+  EXPECT_EQ(device_name((*gpu)->card.device()), "cuda");
+  EXPECT_EQ(device_name((*cpu)->card.device()), "cpu");
   ++(*gpu)->outstanding;  // the GPU replica is saturated: interactive work spills to the CPU
-  EXPECT_EQ((*registry.pick("stories", v1::PRIORITY_INTERACTIVE, {}))->card.device(), "cpu");
+  EXPECT_EQ(device_name((*registry.pick("stories", v1::PRIORITY_INTERACTIVE, {}))->card.device()),
+            "cpu");
 }
 
 TEST(Registry, BoundedQueueSaysResourceExhausted) {

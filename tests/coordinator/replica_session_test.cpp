@@ -12,7 +12,7 @@
 #include <condition_variable>
 #include <mutex>
 
-#include "shard/leader_service.h"
+#include "shard/serve/leader_service.h"
 #include "tests/unit/engine/fake_model_runner.h"
 
 namespace shardwise {

@@ -6,9 +6,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <numeric>
 #include <random>
-#include <functional>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -32,24 +32,19 @@ using testing::round_to;
 using testing::to_floats;
 using testing::Tolerance;
 
-// fp32 over contexts longer than one decode partition: the CPU reference sums up to ~4k terms
-// sequentially in fp32 (relative error ~sqrt(n) * 6e-8 = 4e-6 for n = 4097, in the exp-sum and
-// in the weighted values alike), so two fp32 summation orders differ by up to ~1e-5. Indexing
-// or masking bugs give errors of order 1, far above this.
-constexpr double kF32LongContext = 5e-5;
-// There is no fp16 row in the table: fp16 keeps 3 more mantissa bits than bf16 (outputs
-// rounded to 2^-11), so the bf16 tolerance is a safe upper bound.
-constexpr double kF16 = Tolerance::kBF16;
-
+// fp32 past one decode partition sums thousands of terms in the reference: kF32LongSum.
 double fp32_tolerance(int max_context) {
-  return max_context <= cuda::kPartitionTokens ? Tolerance::kF32Kernel : kF32LongContext;
+  return max_context <= cuda::kPartitionTokens ? Tolerance::kF32Kernel : Tolerance::kF32LongSum;
 }
 
 template <typename T>
 double tolerance_for(int max_context) {
   if constexpr (std::is_same_v<T, float>) return fp32_tolerance(max_context);
   if constexpr (std::is_same_v<T, __nv_bfloat16>) return Tolerance::kBF16;
-  return kF16;
+  // Override for fp16 (the table's kF16 is 2e-3): the tensor-core prefill narrows the softmax
+  // probabilities to T before P.V, so these tests keep the bf16 bound, a safe upper bound for
+  // fp16, which keeps 3 more mantissa bits than bf16.
+  return Tolerance::kBF16;
 }
 
 std::vector<int> random_lengths(int n, int lo, int hi, unsigned seed) {
@@ -93,8 +88,8 @@ PagedKv make_paged_kv(const std::vector<int>& contexts, int block_size, int n_kv
   int next = 0;
   for (std::size_t s = 0; s < contexts.size(); ++s) {
     for (int pos = 0; pos < contexts[s]; ++pos) {
-      if (pos % block_size == 0) kv.block_tables[s * kv.max_blocks_per_seq + pos / block_size] =
-          permutation[next++];
+      if (pos % block_size == 0)
+        kv.block_tables[s * kv.max_blocks_per_seq + pos / block_size] = permutation[next++];
       const std::size_t slot =
           static_cast<std::size_t>(kv.block_tables[s * kv.max_blocks_per_seq + pos / block_size]) *
               block_size +
@@ -164,7 +159,8 @@ void run_decode(const DecodeCase& c) {
   for (int s = 0; s < n_seqs; ++s) {
     if (c.contexts[s] != 0) continue;
     for (int i = 0; i < q_width; ++i)
-      ASSERT_EQ(actual[static_cast<std::size_t>(s) * q_width + i], 0.0f) << "seq " << s << " i " << i;
+      ASSERT_EQ(actual[static_cast<std::size_t>(s) * q_width + i], 0.0f)
+          << "seq " << s << " i " << i;
   }
 }
 
@@ -248,13 +244,12 @@ void run_prefill(const PrefillCase& c) {
                        scale);
 
   DeviceBuffer<T> d_q(q_t), d_k(k_t), d_v(v_t), d_out(expected.size());
-  DeviceBuffer<int32_t> d_tables(kv.block_tables), d_starts(query_starts),
-      d_contexts(context_lens);
+  DeviceBuffer<int32_t> d_tables(kv.block_tables), d_starts(query_starts), d_contexts(context_lens);
   // max_query_len is an upper bound: blocks past a sequence's rows must exit.
   cuda::launch_prefill_attention<T>(d_out.get(), d_q.get(), d_k.get(), d_v.get(), d_tables.get(),
                                     d_starts.get(), d_contexts.get(), n_seqs, max_query_len + 40,
-                                    c.n_heads, c.n_kv_heads, c.head_dim, q_row_stride,
-                                    c.block_size, kv.max_blocks_per_seq, scale, nullptr);
+                                    c.n_heads, c.n_kv_heads, c.head_dim, q_row_stride, c.block_size,
+                                    kv.max_blocks_per_seq, scale, nullptr);
   CUDA_CHECK(cudaDeviceSynchronize());
   EXPECT_TRUE(testing::close_by_relative_error(to_floats(d_out.to_host()), expected,
                                                tolerance_for<T>(max_context)));
@@ -280,7 +275,10 @@ INSTANTIATE_TEST_SUITE_P(
         PrefillCase{"SinglePrompt", {{37, 37}}, 8, 8, 128, 16},
         PrefillCase{"MixedChunkedAndDecodeGqa4",
                     {{100, 100}, {1, 530}, {64, 1000}, {1, 17}, {250, 250}, {3, 40}},
-                    32, 8, 128, 16},
+                    32,
+                    8,
+                    128,
+                    16},
         PrefillCase{"Gqa4HeadDim64", {{33, 33}, {16, 80}, {1, 1}, {7, 7}}, 16, 4, 64, 8},
         PrefillCase{"Gqa8HeadDim64", {{45, 300}, {1, 129}}, 16, 2, 64, 32},
         PrefillCase{"HeadDim96Gqa3", {{70, 200}, {5, 5}, {1, 300}}, 12, 4, 96, 32},

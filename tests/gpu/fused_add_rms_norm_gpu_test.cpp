@@ -69,7 +69,7 @@ TEST(RmsNormHalfGpuTest, MatchesCpu) {
                           nullptr);
     CUDA_CHECK(cudaDeviceSynchronize());
     EXPECT_TRUE(testing::close_by_relative_error(testing::to_floats(d_out.to_host()), expected,
-                                                 testing::kF16Tolerance));
+                                                 testing::Tolerance::kF16));
   }
 }
 

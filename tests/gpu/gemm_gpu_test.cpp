@@ -68,14 +68,11 @@ TYPED_TEST(GemmGpuTest, MatchesCpuLinear) {
         CUDA_CHECK(cudaDeviceSynchronize());
         actual = testing::to_floats(d_out.to_host());
       }
-      // fp32 accumulation of exact products: with F32 out only summation order differs, except
-      // that tensor cores (cuBLASLt, m > 8, 16-bit inputs) truncate their fp32 partial sums
-      // rather than round them: a bias that reaches ~1e-5 relative at k = 4096 (simulated), at
-      // the edge of kF32Kernel. 5e-5 still fails an output rounded through fp16 (~2e-4 RMS).
-      constexpr double kTensorCoreF32 = 5e-5;
+      // fp32 accumulation of exact products: with F32 out only summation order differs, but
+      // 16-bit inputs go through tensor cores (kF32TensorCore).
       const double tolerance = !f32_out                   ? testing::tolerance_for<T>()
                                : std::is_same_v<T, float> ? testing::Tolerance::kF32Kernel
-                                                          : kTensorCoreF32;
+                                                          : testing::Tolerance::kF32TensorCore;
       EXPECT_TRUE(testing::close_by_relative_error(actual, expected, tolerance));
     }
   }

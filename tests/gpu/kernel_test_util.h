@@ -13,11 +13,6 @@
 
 namespace shardwise::testing {
 
-// fp16 has 11 significant bits (bf16 has 8): storing a result rounds it by at most 2^-11
-// relative, ~3e-4 RMS over a vector; 2e-3 leaves room for fp32 accumulation differences and
-// is still 10x tighter than kBF16, so a bf16-precision bug in a half path fails.
-inline constexpr double kF16Tolerance = 2e-3;
-
 template <typename T>
 inline float to_float(T value) {
   if constexpr (std::is_same_v<T, __nv_bfloat16>) return __bfloat162float(value);
@@ -37,7 +32,7 @@ template <typename T>
 constexpr double tolerance_for() {
   if constexpr (std::is_same_v<T, float>) return Tolerance::kF32Kernel;
   if constexpr (std::is_same_v<T, __nv_bfloat16>) return Tolerance::kBF16;
-  return kF16Tolerance;
+  return Tolerance::kF16;
 }
 
 template <typename T>

@@ -11,8 +11,8 @@
 #include "models/cuda_llama_model.h"
 #include "models/llama_model.h"
 #include "models/safetensors.h"
-#include "shard/generator.h"
-#include "shard/sampler.h"
+#include "shard/engine/generator.h"
+#include "shard/engine/sampler.h"
 #include "tests/gpu/gpu_test_support.h"
 #include "tests/support/reference_logits.h"
 #include "tests/support/test_support.h"
@@ -111,20 +111,22 @@ TEST_P(GpuReferenceTest, PromptLogitsMatchTransformersAndTheCpu) {
 
   for (std::size_t i = 0; i < reference["cases"].size(); ++i) {
     const auto prompt = reference["cases"][i]["prompt_ids"].get<std::vector<int32_t>>();
-    const auto expected = testing::reference_tensor(**logits_file, fmt::format("prompt{}.logits", i));
+    const auto expected =
+        testing::reference_tensor(**logits_file, fmt::format("prompt{}.logits", i));
     const ForwardBatch batch = make_batch({{0, prompt, 0, true}}, 1);
     const std::string what = fmt::format("{} prompt {}", GetParam(), i);
 
     CudaKvCache f32_cache = make_cache(*f32);
     const auto ours = forward_ok(*f32, batch, f32_cache);
-    testing::expect_rows_close(ours, expected, vocab, Tolerance::kF32, what + " f32 vs transformers");
+    testing::expect_rows_close(ours, expected, vocab, Tolerance::kF32,
+                               what + " f32 vs transformers");
     auto on_cpu = prompt_logits(**cpu, prompt);
     ASSERT_TRUE(on_cpu.ok());
     testing::expect_rows_close(ours, *on_cpu, vocab, Tolerance::kF32, what + " f32 vs CPU");
 
     CudaKvCache bf16_cache = make_cache(*bf16);
-    testing::expect_rows_close(forward_ok(*bf16, batch, bf16_cache), expected, vocab, Tolerance::kBF16,
-                      what + " bf16 vs transformers");
+    testing::expect_rows_close(forward_ok(*bf16, batch, bf16_cache), expected, vocab,
+                               Tolerance::kBF16, what + " bf16 vs transformers");
   }
 }
 
@@ -190,7 +192,7 @@ TEST_P(GpuReferenceTest, ChunkedPrefillEqualsOneShot) {
     const std::vector<float> expected(one_shot.begin() + start * vocab,
                                       one_shot.begin() + end * vocab);
     testing::expect_rows_close(ours, expected, vocab, Tolerance::kF32,
-                      fmt::format("{} chunk at {}", GetParam(), start));
+                               fmt::format("{} chunk at {}", GetParam(), start));
   }
 }
 
@@ -223,7 +225,7 @@ TEST_P(GpuReferenceTest, GraphReplayEqualsEager) {
         EXPECT_EQ(a, b) << GetParam() << " batch " << n_seqs << " step " << step;
       } else {
         testing::expect_rows_close(b, a, vocab, Tolerance::kF32Kernel,
-                          fmt::format("{} batch {} step {}", GetParam(), n_seqs, step));
+                                   fmt::format("{} batch {} step {}", GetParam(), n_seqs, step));
       }
     }
     EXPECT_EQ(graphed->graph_replays() - replays_before, 5) << "step 0 captures, 1-5 replay";

@@ -1,6 +1,6 @@
 // launch_sample: greedy rows against argmax (ties to the lowest id), reproducibility per
 // (seed, offset), and the sampled distribution against the kept set and renormalised
-// probabilities that shard/sampler.cpp defines (top_k, then min_p, then top_p).
+// probabilities that shard/engine/sampler.cpp defines (top_k, then min_p, then top_p).
 #include <algorithm>
 #include <cmath>
 #include <map>
@@ -42,8 +42,8 @@ int32_t cpu_argmax(const float* row, int vocab) {
   return static_cast<int32_t>(std::max_element(row, row + vocab) - row);
 }
 
-// The kept tokens and their renormalised probabilities, as shard/sampler.cpp's pick() computes
-// them (in double).
+// The kept tokens and their renormalised probabilities, as shard/engine/sampler.cpp's pick()
+// computes them (in double).
 std::map<int32_t, double> expected_distribution(const std::vector<float>& logits,
                                                 const SamplingRow& row) {
   const int vocab = static_cast<int>(logits.size());
@@ -196,7 +196,7 @@ TEST(SamplingGpuTest, FrequenciesMatchTheKeptDistribution) {
       {"cold top_k", {.temperature = 0.7f, .top_k = 10}},
       {"top_p", {.temperature = 1.0f, .top_p = 0.8f}},
       {"hot min_p", {.temperature = 1.3f, .min_p = 0.1f}},
-      // All three cuts, in shard/sampler.cpp's order: top_k, min_p, then top_p. On these
+      // All three cuts, in shard/engine/sampler.cpp's order: top_k, min_p, then top_p. On these
       // logits they keep 20, then 12, then 9 tokens (an emulation of the kernel counted them):
       // each cut does some work and the frequency check has tokens to compare.
       {"all", {.temperature = 1.0f, .top_k = 20, .top_p = 0.9f, .min_p = 0.05f}},

@@ -10,7 +10,7 @@
 #include "comm/mpi_communicator.h"
 #include "comm/mpi_session.h"
 #include "common/logging.h"
-#include "shard/generator.h"
+#include "shard/engine/generator.h"
 
 int main(int argc, char** argv) {
   using namespace shardwise;

@@ -9,7 +9,7 @@
 #include "common/logging.h"
 #include "kernels/cpu/cpu_threads.h"
 #include "shard/engine/engine.h"
-#include "shard/tp_model_runner.h"
+#include "shard/runner/tp_model_runner.h"
 
 namespace shardwise {
 namespace {
@@ -25,9 +25,12 @@ StatusOr<Outputs> run_requests(ModelRunner& runner) {
   options.scheduler.max_batch_tokens = 7;  // prompts are prefilled in chunks
   Engine engine(runner, options);
   Outputs outputs;
-  const std::vector<std::vector<int32_t>> prompts{
-      {1}, {1, 403, 407, 261, 378}, {1, 20, 30, 40, 50, 60, 70, 80, 90, 100, 110},
-      {1, 403}, {7, 8, 9}, {1, 432, 383, 286, 261, 376, 298, 315}};
+  const std::vector<std::vector<int32_t>> prompts{{1},
+                                                  {1, 403, 407, 261, 378},
+                                                  {1, 20, 30, 40, 50, 60, 70, 80, 90, 100, 110},
+                                                  {1, 403},
+                                                  {7, 8, 9},
+                                                  {1, 432, 383, 286, 261, 376, 298, 315}};
   for (const auto& prompt : prompts) {
     Request request;
     request.prompt_ids = prompt;
@@ -39,7 +42,8 @@ StatusOr<Outputs> run_requests(ModelRunner& runner) {
     SW_RETURN_IF_ERROR(engine.add_request(std::move(request)).status());
   }
   while (engine.has_unfinished()) SW_RETURN_IF_ERROR(engine.step());
-  if (engine.stats().preemptions == 0) return internal_error("the cache was meant to force preemption");
+  if (engine.stats().preemptions == 0)
+    return internal_error("the cache was meant to force preemption");
   return outputs;
 }
 
@@ -78,7 +82,8 @@ int run(const MpiSession& session) {
       return 1;
     }
   }
-  log()->info("PASS: {} requests, TP={} tokens equal single-process tokens", outputs->size(), comm.size());
+  log()->info("PASS: {} requests, TP={} tokens equal single-process tokens", outputs->size(),
+              comm.size());
   return 0;
 }
 

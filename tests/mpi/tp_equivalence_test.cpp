@@ -11,7 +11,7 @@
 #include "comm/mpi_communicator.h"
 #include "comm/mpi_session.h"
 #include "kernels/cpu/cpu_threads.h"
-#include "shard/generator.h"
+#include "shard/engine/generator.h"
 #include "tests/support/test_support.h"
 
 namespace shardwise {
@@ -32,7 +32,7 @@ double tp_tolerance(const LlamaModel& model, const std::string& name, bool int8)
   if (name.ends_with("-bf16") && model.options().isa == cpu::CpuIsa::kAvx512) {
     return testing::Tolerance::kBF16;
   }
-  return 1e-5;
+  return testing::Tolerance::kF32TensorParallel;
 }
 
 // Per step of TP=1's greedy continuation: may TP=N's deviation flip the top two logits?

@@ -58,5 +58,14 @@ TEST(DeviceCli, RandomWeightsNeedCuda) {
   EXPECT_NE(run.err.find("--random-weights needs --device cuda"), std::string::npos) << run.err;
 }
 
+// A CPU KV cache larger than the host's memory is refused with the sizes, not allocated (which
+// the kernel would answer by killing the process).
+TEST(DeviceCli, CpuCacheLargerThanTheHostIsRefused) {
+  auto run = run_tool("shardwise-shard", "--ids 1 --max-new-tokens 2 --num-kv-blocks 2000000000");
+  EXPECT_EQ(run.exit_code, 1) << run.err;
+  EXPECT_NE(run.err.find("RESOURCE_EXHAUSTED"), std::string::npos) << run.err;
+  EXPECT_NE(run.err.find("more than this host's"), std::string::npos) << run.err;
+}
+
 }  // namespace
 }  // namespace shardwise

@@ -7,7 +7,7 @@
 #include "comm/communicator.h"
 #include "models/llama_model.h"
 #include "models/safetensors.h"
-#include "shard/generator.h"
+#include "shard/engine/generator.h"
 #include "tests/support/reference_logits.h"
 #include "tests/support/test_support.h"
 

@@ -1,4 +1,4 @@
-#include "shard/sampler.h"
+#include "shard/engine/sampler.h"
 
 #include <gtest/gtest.h>
 

@@ -6,7 +6,7 @@
 
 #include "comm/communicator.h"
 #include "shard/engine/engine.h"
-#include "shard/generator.h"
+#include "shard/engine/generator.h"
 #include "tests/support/test_support.h"
 #include "tests/unit/engine/engine_test_support.h"
 

@@ -99,11 +99,10 @@ StatusOr<std::vector<int32_t>> FakeModelRunner::execute_and_sample(
   std::vector<int32_t> tokens;
   for (std::size_t i = 0; i < rows.size(); ++i) {
     const auto row = std::span<const float>(logits).subspan(i * vocab, vocab);
-    tokens.push_back(rows[i].temperature == 0
-                         ? static_cast<int32_t>(std::max_element(row.begin(), row.end()) -
-                                                row.begin())
-                         : static_cast<int32_t>(mix64(rows[i].seed ^ mix64(rows[i].offset)) %
-                                                vocab));
+    tokens.push_back(
+        rows[i].temperature == 0
+            ? static_cast<int32_t>(std::max_element(row.begin(), row.end()) - row.begin())
+            : static_cast<int32_t>(mix64(rows[i].seed ^ mix64(rows[i].offset)) % vocab));
   }
   device_sampled_rows_ += static_cast<int>(rows.size());
   return tokens;

@@ -8,7 +8,7 @@
 #include <span>
 #include <vector>
 
-#include "shard/model_runner.h"
+#include "shard/runner/model_runner.h"
 
 namespace shardwise::testing {
 

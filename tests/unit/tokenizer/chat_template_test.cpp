@@ -1,6 +1,6 @@
 // Chat templates against transformers' renderings (rendered_reference.json) and llama.cpp's
 // test-chat-template cases, plus the Jinja features and errors the templates depend on.
-#include "models/tokenizer/chat_template.h"
+#include "tokenizer/chat_template.h"
 
 #include <gtest/gtest.h>
 

@@ -4,9 +4,9 @@
 
 #include <fstream>
 
-#include "models/tokenizer/tokenizer.h"
 #include "tests/support/test_support.h"
 #include "tests/unit/tokenizer/tokenizer_fixtures.h"
+#include "tokenizer/tokenizer.h"
 
 namespace shardwise::testing {
 namespace {

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "models/tokenizer/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 namespace shardwise::testing {
 

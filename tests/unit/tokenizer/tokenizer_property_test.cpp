@@ -5,9 +5,9 @@
 
 #include <random>
 
-#include "models/tokenizer/incremental_decoder.h"
-#include "models/tokenizer/unicode_normalize.h"
 #include "tests/unit/tokenizer/tokenizer_fixtures.h"
+#include "tokenizer/incremental_decoder.h"
+#include "tokenizer/unicode_normalize.h"
 
 namespace shardwise::testing {
 namespace {
