@@ -13,6 +13,7 @@ packages=(
   libgrpc++-dev protobuf-compiler protobuf-compiler-grpc libprotobuf-dev libcpp-httplib-dev
   libyaml-cpp-dev libssl-dev openssl
   python3-grpcio python3-protobuf curl
+  python3-numpy
 )
 
 missing=()
