@@ -23,6 +23,21 @@ inline Range split_range(int64_t total, const TensorParallel& tp) {
   return {total * tp.rank / tp.size, total * (tp.rank + 1) / tp.size};
 }
 
+// The same with every boundary between ranks rounded to a multiple of `granularity` (the
+// nearest one), e.g. so that blocks of a quantised weight never straddle two ranks. Real
+// shapes are multiples already (FFN 11008 / 2 = 5504 = 172 x 32); odd ones split unevenly.
+// Shares smaller than `granularity` fall back to the even split (no rank may get nothing).
+inline Range split_range(int64_t total, const TensorParallel& tp, int64_t granularity) {
+  if (total / tp.size < granularity) return split_range(total, tp);
+  auto boundary = [&](int rank) -> int64_t {
+    if (rank == 0) return 0;
+    if (rank == tp.size) return total;
+    const int64_t rounded = (total * rank / tp.size + granularity / 2) / granularity * granularity;
+    return rounded < total ? rounded : total;
+  };
+  return {boundary(tp.rank), boundary(tp.rank + 1)};
+}
+
 // Where this process sits in the launch: world = num_replicas x tp_size ranks, and each run of
 // tp_size consecutive world ranks forms one tensor-parallel group (one model replica).
 struct ParallelConfig {

@@ -24,6 +24,18 @@ inline float bf16_to_f32(std::uint16_t bits) {
 
 float f16_to_f32(std::uint16_t bits);
 
+// Round to nearest even, as the hardware conversions (vcvtneps2bf16, vcvtps2ph) do; NaN stays NaN.
+// (vcvtneps2bf16 also flushes fp32 subnormals to zero; these keep them.)
+inline std::uint16_t f32_to_bf16(float value) {
+  std::uint32_t bits;
+  std::memcpy(&bits, &value, sizeof(bits));
+  if ((bits & 0x7fffffffu) > 0x7f800000u) return static_cast<std::uint16_t>((bits >> 16) | 0x40u);
+  bits += 0x7fffu + ((bits >> 16) & 1u);
+  return static_cast<std::uint16_t>(bits >> 16);
+}
+
+std::uint16_t f32_to_f16(float value);
+
 // Converts `count` elements of `dtype` at `src` to fp32 at `dst`.
 void convert_to_f32(float* dst, const void* src, DType dtype, std::size_t count);
 

@@ -2,8 +2,10 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <utility>
+
 #include "common/logging.h"
-#include "models/checkpoint.h"
 
 namespace shardwise {
 
@@ -32,20 +34,75 @@ StatusOr<AttentionPartition> AttentionPartition::make(const LlamaConfig& config,
   return partition;
 }
 
-const float* LlamaWeights::lm_head_weight(int hidden_size) const {
-  if (!lm_head.empty()) return lm_head.data();
-  return embed_tokens.data() + vocab.begin * hidden_size;
+std::size_t LlamaWeights::matrix_bytes() const {
+  std::size_t bytes = lm_head.weight().bytes();
+  for (const LlamaLayerWeights& layer : layers) {
+    bytes += layer.qkv.weight().bytes() + layer.o_proj.weight().bytes() +
+             layer.gate_up.weight().bytes() + layer.down_proj.weight().bytes();
+  }
+  return bytes;
 }
 
 namespace {
 
-// Appends `part` to `whole`: builds fused weights (q|k|v, gate|up) from their pieces.
-void append(std::vector<float>& whole, const std::vector<float>& part) {
-  whole.insert(whole.end(), part.begin(), part.end());
-}
+// Gathers rows or columns of checkpoint tensors into one weight matrix.
+class MatrixPacker {
+ public:
+  MatrixPacker(const Checkpoint& checkpoint, const CpuModelOptions& options)
+      : checkpoint_(checkpoint), options_(options) {}
+
+  // Rows `rows` of tensor `name` [shape], stacked after the parts added before.
+  Status add_rows(const std::string& name, const std::vector<int64_t>& shape, Range rows) {
+    SW_ASSIGN_OR_RETURN(const TensorView* view, checkpoint_.find_checked(name, shape));
+    const std::size_t element = dtype_size(view->dtype);
+    parts_.push_back(
+        {view->data + rows.begin * shape[1] * element, view->dtype, rows.size(), shape[1]});
+    cols_ = static_cast<int>(shape[1]);
+    return ok_status();
+  }
+  // Columns `cols` of every row of tensor `name` [shape] (a row-parallel rank's slice).
+  Status add_cols(const std::string& name, const std::vector<int64_t>& shape, Range cols) {
+    SW_ASSIGN_OR_RETURN(const TensorView* view, checkpoint_.find_checked(name, shape));
+    parts_.push_back(
+        {view->data + cols.begin * dtype_size(view->dtype), view->dtype, shape[0], shape[1]});
+    cols_ = static_cast<int>(cols.size());
+    return ok_status();
+  }
+  // The matrix: the mmapped rows themselves when they keep their stored type (nothing is
+  // copied), else packed, converted or quantised, while their pages leave the resident set.
+  cpu::WeightMatrix matrix() {
+    const cpu::WeightType stored = cpu::weight_type_of(parts_.front().dtype);
+    const cpu::WeightType type = options_.weight_type.value_or(stored);
+    if (type == stored) return cpu::WeightMatrix::row_major(std::exchange(parts_, {}), cols_);
+    cpu::PackedMatrix packed =
+        cpu::PackedMatrix::pack(parts_, cols_, type, [&](int64_t begin, int64_t end) {
+          for (const cpu::MatrixRows& part : parts_) {
+            const int64_t first = std::max<int64_t>(begin, 0), last = std::min(end, part.rows);
+            if (first < last) {
+              // From the first used element of row `first` to the last of row `last - 1`.
+              const std::size_t element = dtype_size(part.dtype);
+              const std::size_t row_bytes = part.row_stride * element;
+              release_pages(part.data + first * row_bytes,
+                            (last - first - 1) * row_bytes + cols_ * element);
+            }
+            begin -= part.rows;
+            end -= part.rows;
+          }
+        });
+    parts_.clear();
+    return cpu::WeightMatrix::packed(std::move(packed));
+  }
+
+ private:
+  const Checkpoint& checkpoint_;
+  const CpuModelOptions& options_;
+  std::vector<cpu::MatrixRows> parts_;
+  int cols_ = 0;
+};
 
 StatusOr<LlamaLayerWeights> load_layer(const Checkpoint& checkpoint, const LlamaConfig& config,
-                                       const LlamaWeights& model, int layer) {
+                                       const LlamaWeights& model, int layer,
+                                       const CpuModelOptions& options) {
   const std::string prefix = fmt::format("model.layers.{}.", layer);
   const int64_t hidden = config.hidden_size;
   const int64_t head_dim = config.head_dim;
@@ -63,69 +120,60 @@ StatusOr<LlamaLayerWeights> load_layer(const Checkpoint& checkpoint, const Llama
   SW_ASSIGN_OR_RETURN(weights.post_attention_norm,
                       checkpoint.read_f32(prefix + "post_attention_layernorm.weight", {hidden}));
 
-  std::vector<float> qkv;
-  SW_ASSIGN_OR_RETURN(
-      auto q, checkpoint.read_rows_f32(prefix + "self_attn.q_proj.weight", q_shape, q_rows));
-  SW_ASSIGN_OR_RETURN(
-      auto k, checkpoint.read_rows_f32(prefix + "self_attn.k_proj.weight", kv_shape, kv_rows));
-  SW_ASSIGN_OR_RETURN(
-      auto v, checkpoint.read_rows_f32(prefix + "self_attn.v_proj.weight", kv_shape, kv_rows));
-  append(qkv, q);
-  append(qkv, k);
-  append(qkv, v);
-  const int qkv_rows = static_cast<int>(q_rows.size() + 2 * kv_rows.size());
-  weights.qkv = ColumnParallelLinear(std::move(qkv), qkv_rows, static_cast<int>(hidden));
+  MatrixPacker packer(checkpoint, options);
+  SW_RETURN_IF_ERROR(packer.add_rows(prefix + "self_attn.q_proj.weight", q_shape, q_rows));
+  SW_RETURN_IF_ERROR(packer.add_rows(prefix + "self_attn.k_proj.weight", kv_shape, kv_rows));
+  SW_RETURN_IF_ERROR(packer.add_rows(prefix + "self_attn.v_proj.weight", kv_shape, kv_rows));
+  weights.qkv = ColumnParallelLinear(packer.matrix(), options.isa);
 
-  SW_ASSIGN_OR_RETURN(
-      auto o, checkpoint.read_cols_f32(prefix + "self_attn.o_proj.weight",
-                                       {hidden, config.num_attention_heads * head_dim}, q_rows));
-  weights.o_proj =
-      RowParallelLinear(std::move(o), static_cast<int>(hidden), static_cast<int>(q_rows.size()));
+  SW_RETURN_IF_ERROR(packer.add_cols(prefix + "self_attn.o_proj.weight",
+                                     {hidden, config.num_attention_heads * head_dim}, q_rows));
+  weights.o_proj = RowParallelLinear(packer.matrix(), options.isa);
 
-  std::vector<float> gate_up;
-  SW_ASSIGN_OR_RETURN(auto gate, checkpoint.read_rows_f32(prefix + "mlp.gate_proj.weight",
-                                                          ffn_shape, model.intermediate));
-  SW_ASSIGN_OR_RETURN(auto up, checkpoint.read_rows_f32(prefix + "mlp.up_proj.weight", ffn_shape,
-                                                        model.intermediate));
-  append(gate_up, gate);
-  append(gate_up, up);
-  const int local_ffn = static_cast<int>(model.intermediate.size());
-  weights.gate_up =
-      ColumnParallelLinear(std::move(gate_up), 2 * local_ffn, static_cast<int>(hidden));
+  SW_RETURN_IF_ERROR(
+      packer.add_rows(prefix + "mlp.gate_proj.weight", ffn_shape, model.intermediate));
+  SW_RETURN_IF_ERROR(packer.add_rows(prefix + "mlp.up_proj.weight", ffn_shape, model.intermediate));
+  weights.gate_up = ColumnParallelLinear(packer.matrix(), options.isa);
 
-  SW_ASSIGN_OR_RETURN(
-      auto down, checkpoint.read_cols_f32(prefix + "mlp.down_proj.weight",
-                                          {hidden, config.intermediate_size}, model.intermediate));
-  weights.down_proj = RowParallelLinear(std::move(down), static_cast<int>(hidden), local_ffn);
+  SW_RETURN_IF_ERROR(packer.add_cols(prefix + "mlp.down_proj.weight",
+                                     {hidden, config.intermediate_size}, model.intermediate));
+  weights.down_proj = RowParallelLinear(packer.matrix(), options.isa);
   return weights;
 }
 
 }  // namespace
 
 StatusOr<LlamaWeights> load_llama_weights(const std::filesystem::path& model_dir,
-                                          const LlamaConfig& config, const TensorParallel& tp) {
-  SW_ASSIGN_OR_RETURN(Checkpoint checkpoint, Checkpoint::open(model_dir));
+                                          const LlamaConfig& config, const TensorParallel& tp,
+                                          const CpuModelOptions& options) {
+  SW_ASSIGN_OR_RETURN(Checkpoint opened, Checkpoint::open(model_dir));
+  auto checkpoint = std::make_shared<const Checkpoint>(std::move(opened));
   LlamaWeights weights;
+  weights.checkpoint = checkpoint;
   SW_ASSIGN_OR_RETURN(weights.attention, AttentionPartition::make(config, tp));
-  weights.intermediate = split_range(config.intermediate_size, tp);
+  // At int8-block boundaries: a row-parallel rank's slice of down_proj is whole blocks, so that
+  // int8 weights and inputs are quantised in the same blocks as at TP=1.
+  weights.intermediate = split_range(config.intermediate_size, tp, cpu::PackedMatrix::kInt8Block);
   weights.vocab = split_range(config.vocab_size, tp);
   const int64_t hidden = config.hidden_size;
 
   auto loaded = [&]() -> Status {
-    SW_ASSIGN_OR_RETURN(weights.embed_tokens, checkpoint.read_f32("model.embed_tokens.weight",
-                                                                  {config.vocab_size, hidden}));
+    const std::vector<int64_t> vocab_shape{config.vocab_size, hidden};
+    SW_ASSIGN_OR_RETURN(weights.embed_tokens,
+                        checkpoint->find_checked("model.embed_tokens.weight", vocab_shape));
     for (int layer = 0; layer < config.num_hidden_layers; ++layer) {
       log()->debug("loading layer {}/{}", layer + 1, config.num_hidden_layers);
-      SW_ASSIGN_OR_RETURN(auto layer_weights, load_layer(checkpoint, config, weights, layer));
+      SW_ASSIGN_OR_RETURN(auto layer_weights,
+                          load_layer(*checkpoint, config, weights, layer, options));
       weights.layers.push_back(std::move(layer_weights));
     }
-    SW_ASSIGN_OR_RETURN(weights.final_norm, checkpoint.read_f32("model.norm.weight", {hidden}));
+    SW_ASSIGN_OR_RETURN(weights.final_norm, checkpoint->read_f32("model.norm.weight", {hidden}));
     // Some tied checkpoints still store lm_head.weight; the tie decides, as in transformers.
-    if (!config.tie_word_embeddings) {
-      SW_ASSIGN_OR_RETURN(
-          weights.lm_head,
-          checkpoint.read_rows_f32("lm_head.weight", {config.vocab_size, hidden}, weights.vocab));
-    }
+    MatrixPacker packer(*checkpoint, options);
+    SW_RETURN_IF_ERROR(
+        packer.add_rows(config.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight",
+                        vocab_shape, weights.vocab));
+    weights.lm_head = ColumnParallelLinear(packer.matrix(), options.isa);
     return ok_status();
   }();
   SW_RETURN_IF_ERROR(loaded.with_context(model_dir.string()));

@@ -1,12 +1,18 @@
-// The weights one tensor-parallel rank holds for a Llama model, in fp32, with each matrix
-// already sliced to this rank's part (DESIGN.md, "Tensor parallelism").
+// The weights one tensor-parallel rank holds for a Llama model, each matrix sliced to this
+// rank's part (DESIGN.md, "Tensor parallelism"). Matrices that keep their stored precision are
+// read in place from the mmapped checkpoint (a rank's column slice is a strided view), so
+// loading copies nothing; another type (CpuModelOptions, e.g. int8) is packed once at load.
+// The embedding table is read in place too: lookups widen the rows they need.
 #pragma once
 
 #include <filesystem>
+#include <memory>
 #include <vector>
 
 #include "comm/parallel_config.h"
 #include "common/status.h"
+#include "models/checkpoint.h"
+#include "models/cpu_model_options.h"
 #include "models/model_config.h"
 #include "models/parallel_linear.h"
 
@@ -35,20 +41,23 @@ struct LlamaLayerWeights {
 
 struct LlamaWeights {
   AttentionPartition attention;
-  Range intermediate;               // this rank's slice of the FFN dimension
-  Range vocab;                      // this rank's slice of the vocabulary (lm_head rows)
-  std::vector<float> embed_tokens;  // [vocab, hidden], replicated
+  Range intermediate;  // this rank's slice of the FFN dimension
+  Range vocab;         // this rank's slice of the vocabulary (lm_head rows)
+  std::shared_ptr<const Checkpoint> checkpoint;  // keeps the mapped tensors alive
+  const TensorView* embed_tokens = nullptr;      // [vocab, hidden], stored dtype, replicated
   std::vector<LlamaLayerWeights> layers;
   std::vector<float> final_norm;  // [hidden]
-  std::vector<float> lm_head;     // [vocab.size(), hidden]; empty when tied to embed_tokens
+  // [vocab.size(), hidden]: this rank's lm_head rows, or (tied embeddings) embed_tokens' rows.
+  ColumnParallelLinear lm_head;
 
-  // This rank's lm_head rows: its own, or (tied embeddings) the matching embed_tokens rows.
-  const float* lm_head_weight(int hidden_size) const;
+  // Bytes of the matrices: what one decode step reads.
+  std::size_t matrix_bytes() const;
 };
 
 // Reads this rank's weights from the checkpoint in `model_dir`, checking every tensor's
 // presence and shape against `config`.
 StatusOr<LlamaWeights> load_llama_weights(const std::filesystem::path& model_dir,
-                                          const LlamaConfig& config, const TensorParallel& tp);
+                                          const LlamaConfig& config, const TensorParallel& tp,
+                                          const CpuModelOptions& options = {});
 
 }  // namespace shardwise

@@ -1,36 +1,23 @@
 #include "models/parallel_linear.h"
 
-#include <cstddef>
-
-#include "common/check.h"
-#include "kernels/cpu/linear.h"
+#include "kernels/cpu/matmul.h"
 
 namespace shardwise {
 
-ColumnParallelLinear::ColumnParallelLinear(std::vector<float> weight, int local_out_features,
-                                           int in_features)
-    : weight_(std::move(weight)),
-      local_out_features_(local_out_features),
-      in_features_(in_features) {
-  SW_CHECK(weight_.size() == static_cast<std::size_t>(local_out_features) * in_features);
-}
+ColumnParallelLinear::ColumnParallelLinear(cpu::WeightMatrix weight, cpu::CpuIsa isa)
+    : weight_(std::move(weight)), isa_(isa) {}
 
 void ColumnParallelLinear::forward(float* out, const float* in, int n_tokens) const {
-  cpu::linear(out, in, weight_.data(), n_tokens, local_out_features_, in_features_);
+  cpu::matmul(out, in, n_tokens, weight_, isa_);
 }
 
-RowParallelLinear::RowParallelLinear(std::vector<float> weight, int out_features,
-                                     int local_in_features)
-    : weight_(std::move(weight)),
-      out_features_(out_features),
-      local_in_features_(local_in_features) {
-  SW_CHECK(weight_.size() == static_cast<std::size_t>(out_features) * local_in_features);
-}
+RowParallelLinear::RowParallelLinear(cpu::WeightMatrix weight, cpu::CpuIsa isa)
+    : weight_(std::move(weight)), isa_(isa) {}
 
 void RowParallelLinear::forward(float* out, const float* in, int n_tokens,
                                 Communicator& comm) const {
-  cpu::linear(out, in, weight_.data(), n_tokens, out_features_, local_in_features_);
-  comm.all_reduce_sum(out, static_cast<std::size_t>(n_tokens) * out_features_);
+  cpu::matmul(out, in, n_tokens, weight_, isa_);
+  comm.all_reduce_sum(out, static_cast<std::size_t>(n_tokens) * weight_.rows());
 }
 
 }  // namespace shardwise

@@ -2,9 +2,9 @@
 // collective: it happens inside a RowParallelLinear, and nowhere else in a layer.
 #pragma once
 
-#include <vector>
-
 #include "comm/communicator.h"
+#include "kernels/cpu/cpu_isa.h"
+#include "kernels/cpu/weight_matrix.h"
 
 namespace shardwise {
 
@@ -13,17 +13,18 @@ namespace shardwise {
 class ColumnParallelLinear {
  public:
   ColumnParallelLinear() = default;
-  ColumnParallelLinear(std::vector<float> weight, int local_out_features, int in_features);
+  // weight: [local_out_features, in_features], multiplied by `isa`'s kernels.
+  ColumnParallelLinear(cpu::WeightMatrix weight, cpu::CpuIsa isa);
 
   void forward(float* out,       // [n_tokens, local_out_features]
                const float* in,  // [n_tokens, in_features]
                int n_tokens) const;
-  int local_out_features() const { return local_out_features_; }
+  int local_out_features() const { return weight_.rows(); }
+  const cpu::WeightMatrix& weight() const { return weight_; }
 
  private:
-  std::vector<float> weight_;  // [local_out_features, in_features]
-  int local_out_features_ = 0;
-  int in_features_ = 0;
+  cpu::WeightMatrix weight_;  // [local_out_features, in_features]
+  cpu::CpuIsa isa_ = cpu::CpuIsa::kScalar;
 };
 
 // y = x · Wᵀ where this rank holds a slice of W's input columns and of x's features; the
@@ -31,16 +32,17 @@ class ColumnParallelLinear {
 class RowParallelLinear {
  public:
   RowParallelLinear() = default;
-  RowParallelLinear(std::vector<float> weight, int out_features, int local_in_features);
+  // weight: [out_features, local_in_features].
+  RowParallelLinear(cpu::WeightMatrix weight, cpu::CpuIsa isa);
 
   void forward(float* out,       // [n_tokens, out_features], the same on every rank
                const float* in,  // [n_tokens, local_in_features]
                int n_tokens, Communicator& comm) const;
+  const cpu::WeightMatrix& weight() const { return weight_; }
 
  private:
-  std::vector<float> weight_;  // [out_features, local_in_features]
-  int out_features_ = 0;
-  int local_in_features_ = 0;
+  cpu::WeightMatrix weight_;  // [out_features, local_in_features]
+  cpu::CpuIsa isa_ = cpu::CpuIsa::kScalar;
 };
 
 }  // namespace shardwise

@@ -209,6 +209,15 @@ const TensorView* SafetensorsFile::find(const std::string& name) const {
   return it == tensors_.end() ? nullptr : &it->second;
 }
 
+void release_pages(const std::byte* data, std::size_t bytes) {
+  if (bytes == 0) return;
+  const auto page = static_cast<std::uintptr_t>(sysconf(_SC_PAGESIZE));
+  const auto begin = reinterpret_cast<std::uintptr_t>(data) / page * page;
+  const auto end = reinterpret_cast<std::uintptr_t>(data) + bytes;
+  // Pages shared with a neighbouring tensor go too: they are read back if it needs them.
+  madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
 Status write_safetensors(const std::filesystem::path& path,
                          const std::vector<NamedTensorF32>& tensors) {
   json header = json::object();  // in data order, as check_layout expects

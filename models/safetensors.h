@@ -52,6 +52,11 @@ class SafetensorsFile {
   std::map<std::string, TensorView> tensors_;
 };
 
+// Drops the pages under [data, data + bytes) of a mapped file from this process's resident set
+// once they have been copied (a repacked weight): memory use stays at one copy of the weights
+// while loading. A later read faults them back in from the page cache.
+void release_pages(const std::byte* data, std::size_t bytes);
+
 // An fp32 tensor to write.
 struct NamedTensorF32 {
   std::string name;

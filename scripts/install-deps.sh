@@ -20,7 +20,7 @@ packages=(
   grpc-proto prometheus debootstrap debian-archive-keyring systemd
   clang libclang-rt-14-dev libomp-dev llvm  # scripts/fuzz.sh: libFuzzer, its OpenMP, symbolizer
   nodejs
-  python3-yaml python3-matplotlib
+  python3-yaml python3-matplotlib python3-numpy
 )
 # npm comes with some nodejs builds (NodeSource's) and is its own Debian package otherwise.
 command -v npm >/dev/null || packages+=(npm)

@@ -16,4 +16,10 @@ void kv_cache_write(float* k_cache,               // [num_blocks, block_size, n_
                     const int32_t* slot_mapping,  // [n_tokens]
                     int n_tokens, int n_kv_heads, int head_dim);
 
+// The same into a bf16 cache (bit patterns), rounding to nearest even.
+void kv_cache_write(uint16_t* k_cache,  // [num_blocks, block_size, n_kv_heads, head_dim]
+                    uint16_t* v_cache,  // [num_blocks, block_size, n_kv_heads, head_dim]
+                    const float* k, const float* v, const int32_t* slot_mapping, int n_tokens,
+                    int n_kv_heads, int head_dim);
+
 }  // namespace shardwise::cpu

@@ -1,5 +1,6 @@
-// The --device, --dtype, --random-weights, --no-cuda-graphs and --kv-cache-gb switches of the
-// commands that run a model (they fill the DeviceOptions of shard/runner/replica.h).
+// The --device, --dtype, --random-weights, --no-cuda-graphs, --kv-cache-gb, --weight-dtype and
+// --kv-cache-dtype switches of the commands that run a model (they fill the DeviceOptions of
+// shard/runner/replica.h).
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -35,6 +36,15 @@ inline void add_device_flags(CLI::App* command, DeviceOptions& o) {
                    "the weights)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
+  command
+      ->add_option("--weight-dtype", o.weight_dtype,
+                   "On the CPU: weights as stored (auto: read in place), or converted at load to "
+                   "f32, f16, bf16 or int8 (symmetric, per block of 32)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "f32", "f16", "bf16", "int8"}));
+  command->add_option("--kv-cache-dtype", o.kv_cache_dtype, "On the CPU: KV cache in f32 or bf16")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"f32", "bf16"}));
 }
 
 }  // namespace shardwise::cli

@@ -4,6 +4,7 @@
 
 #include "comm/agreement.h"
 #include "common/logging.h"
+#include "models/cpu_model_options.h"
 #include "shard/runner/tp_model_runner.h"
 
 namespace shardwise {
@@ -30,8 +31,9 @@ class CpuReplica final : public Replica {
 // A cache larger than this host's memory would be killed by the kernel or swap: refuse it.
 Status check_cpu_cache_fits(const LlamaModel& model, int num_kv_blocks, int block_size) {
   const LlamaConfig& c = model.config();
+  const double element = model.options().kv_cache == KvCacheType::kBF16 ? 2 : 4;
   const double bytes = 2.0 * c.num_hidden_layers * num_kv_blocks * block_size *
-                       model.attention_partition().local_kv_heads * c.head_dim * sizeof(float);
+                       model.attention_partition().local_kv_heads * c.head_dim * element;
   const double memory = static_cast<double>(sysconf(_SC_PHYS_PAGES)) * sysconf(_SC_PAGE_SIZE);
   if (bytes <= memory) return ok_status();
   return resource_exhausted(
@@ -45,7 +47,10 @@ StatusOr<std::unique_ptr<Replica>> make_cpu_replica(const ReplicaOptions& option
   auto replica = std::make_unique<CpuReplica>();
   replica->comm_ = group.comm != nullptr ? group.comm : &replica->solo_;
   Communicator& comm = *replica->comm_;
-  auto model = load_llama_model(options.model_dir, comm);
+  CpuModelOptions model_options;
+  model_options.weight_type = *parse_weight_dtype(options.device.weight_dtype);
+  model_options.kv_cache = *parse_kv_cache_dtype(options.device.kv_cache_dtype);
+  auto model = load_llama_model(options.model_dir, comm, model_options);
   if (!model.ok()) log()->error("{}", model.status().to_string());
   if (any_rank_failed(comm, !model.ok())) {
     return model.ok() ? internal_error("another rank failed to load the model") : model.status();
@@ -89,6 +94,13 @@ std::optional<Device> parse_device(std::string_view name) {
 Status check_device_options(const DeviceOptions& options) {
   if (options.device != Device::kCuda && options.random_weights) {
     return invalid_argument("--random-weights needs --device cuda");
+  }
+  SW_RETURN_IF_ERROR(parse_weight_dtype(options.weight_dtype).status());
+  SW_RETURN_IF_ERROR(parse_kv_cache_dtype(options.kv_cache_dtype).status());
+  if (options.device == Device::kCuda &&
+      (options.weight_dtype != "auto" || options.kv_cache_dtype != "f32")) {
+    return invalid_argument(
+        "--weight-dtype and --kv-cache-dtype are for --device cpu (use --dtype)");
   }
   return ok_status();
 }

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <string>
 #include <string_view>
 
 #include "comm/communicator.h"
@@ -25,7 +26,8 @@ enum class Device { kCpu, kCuda };
 std::string_view device_name(Device device);
 std::optional<Device> parse_device(std::string_view name);
 
-// The --device, --dtype, --random-weights, --no-cuda-graphs and --kv-cache-gb switches.
+// The --device, --dtype, --random-weights, --no-cuda-graphs, --kv-cache-gb, --weight-dtype and
+// --kv-cache-dtype switches.
 struct DeviceOptions {
   Device device = Device::kCpu;
   std::string dtype = "bf16";      // cuda: "bf16" or "f32" (f32 for exact comparisons)
@@ -33,9 +35,14 @@ struct DeviceOptions {
   bool cuda_graphs = true;         // cuda: replay decode steps as CUDA graphs
   double kv_cache_gb = 0;          // cuda: KV cache per rank in GiB; 0: kv_cache_fraction
   double kv_cache_fraction = 0.9;  // cuda: of the GPU memory free once weights are loaded
+  // cpu: weights in memory as stored ("auto": f32 stays f32, bf16 bf16, read in place from the
+  // mmapped checkpoint) or converted at load: "f32", "f16", "bf16", "int8" (quantised).
+  std::string weight_dtype = "auto";
+  std::string kv_cache_dtype = "f32";  // cpu: "f32" or "bf16"
 };
 
-// --random-weights and --dtype only mean something on the GPU.
+// --random-weights and --dtype only mean something on the GPU, --weight-dtype and
+// --kv-cache-dtype only on the CPU; their values must parse.
 Status check_device_options(const DeviceOptions& options);
 
 struct ReplicaOptions {

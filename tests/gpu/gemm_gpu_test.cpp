@@ -1,6 +1,6 @@
-// Gemm::linear (cuBLASLt, and launch_gemv for m <= 8) against cpu::linear (OpenBLAS sgemm,
-// fp32 over the same rounded inputs), for every dtype, out in that dtype or F32, odd shapes.
-#include "kernels/cpu/linear.h"
+// Gemm::linear (cuBLASLt, and launch_gemv for m <= 8) against cpu::matmul (fp32 weights and
+// inputs), for every dtype, out in that dtype or F32, odd shapes.
+#include "kernels/cpu/matmul.h"
 #include "kernels/cuda/gemm.h"
 #include "kernels/cuda/gemv.h"
 #include "tests/gpu/gpu_test_support.h"
@@ -49,7 +49,9 @@ TYPED_TEST(GemmGpuTest, MatchesCpuLinear) {
       const auto in_t = testing::round_to<T>(in);
       const auto weight_t = testing::round_to<T>(weight);
       std::vector<float> expected(static_cast<std::size_t>(s.m) * s.n);
-      cpu::linear(expected.data(), in.data(), weight.data(), s.m, s.n, s.k);
+      const cpu::MatrixRows rows{reinterpret_cast<const std::byte*>(weight.data()), DType::kF32,
+                                 s.n, s.k};
+      cpu::matmul(expected.data(), in.data(), s.m, cpu::WeightMatrix::row_major({rows}, s.k));
 
       DeviceBuffer<T> d_in(in_t), d_weight(weight_t);
       std::vector<float> actual;

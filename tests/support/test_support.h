@@ -47,6 +47,10 @@ struct Tolerance {
   static constexpr double kF16 = 2e-3;
   // bf16 storage/compute, fp32 accumulation: 8 mantissa bits.
   static constexpr double kBF16 = 2e-2;
+  // Whole models with int8 weights and matmul inputs (symmetric, blocks of 32) against their
+  // stored precision: each matmul is off by ~0.6% (both operands rounded to steps of max/127),
+  // and the errors of a few layers add up; measured 1.9-2.9% on hf-tiny and stories260K.
+  static constexpr double kInt8 = 5e-2;
 };
 
 // ||actual - expected|| / ||expected|| (L2); 0 when both are zero.

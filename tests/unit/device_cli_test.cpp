@@ -1,5 +1,6 @@
 // `--device cuda` where it cannot run: a clear error and a non-zero exit, never a crash. On a
-// machine with a GPU (and a CUDA build) the commands succeed and these tests skip.
+// machine with a GPU (and a CUDA build) the commands succeed and these tests skip. Also the
+// CPU-only device flags (--weight-dtype, --kv-cache-dtype).
 #include <sys/wait.h>
 
 #include <cstdio>
@@ -11,6 +12,7 @@ namespace {
 
 struct Run {
   int exit_code = -1;  // -1: killed by a signal (a crash)
+  std::string out;
   std::string err;
 };
 
@@ -21,10 +23,12 @@ Run run_tool(const std::string& tool, const std::string& arguments) {
   const std::string environment =
       tool == "shardwise-shard" ? "ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 " : "";
   const std::string command = environment + std::string(SHARDWISE_BIN_DIR) + "/" + tool + " " +
-                              arguments + " >/dev/null 2>" + (dir / "err").string();
+                              arguments + " >" + (dir / "out").string() + " 2>" +
+                              (dir / "err").string();
   Run run;
   const int status = std::system(command.c_str());
   run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  run.out = testing::read_text_file(dir / "out");
   run.err = testing::read_text_file(dir / "err");
   return run;
 }
@@ -60,6 +64,28 @@ TEST(DeviceCli, RandomWeightsNeedCuda) {
   auto run = run_tool("shardwise", "generate --random-weights --ids 1");
   EXPECT_EQ(run.exit_code, 1);
   EXPECT_NE(run.err.find("--random-weights needs --device cuda"), std::string::npos) << run.err;
+}
+
+// The CPU's weight and KV cache types: int8 weights with a bf16 cache generate through the CLI
+// and through shardwise-shard; values CLI11 does not know, or CPU types with --device cuda, are
+// refused with a message.
+TEST(DeviceCli, CpuWeightAndCacheTypes) {
+  for (const char* tool : {"shardwise generate", "shardwise-shard"}) {
+    const std::string name(tool);
+    const std::string binary = name.substr(0, name.find(' '));
+    const std::string command = name.find(' ') == std::string::npos ? "" : "generate ";
+    auto run = run_tool(binary, command +
+                                    "--weight-dtype int8 --kv-cache-dtype bf16 --ids 1 "
+                                    "--max-new-tokens 6 --temperature 0");
+    EXPECT_EQ(run.exit_code, 0) << tool << ": " << run.err;
+    EXPECT_NE(run.out.find("token_ids"), std::string::npos) << tool << ": " << run.out;
+  }
+  auto unknown = run_tool("shardwise", "generate --weight-dtype int4 --ids 1");
+  EXPECT_NE(unknown.exit_code, 0);
+  EXPECT_NE(unknown.err.find("--weight-dtype"), std::string::npos) << unknown.err;
+  auto on_cuda = run_tool("shardwise", "generate --device cuda --weight-dtype int8 --ids 1");
+  EXPECT_EQ(on_cuda.exit_code, 1);
+  EXPECT_NE(on_cuda.err.find("are for --device cpu"), std::string::npos) << on_cuda.err;
 }
 
 // A CPU KV cache larger than the host's memory is refused with the sizes, not allocated (which

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <numeric>
 
+#include "common/dtype.h"
 #include "kernels/cpu/kv_cache_write.h"
 #include "tests/support/test_support.h"
 #include "tests/unit/kernels/random.h"
@@ -54,12 +55,24 @@ std::vector<float> reference_attention(const std::vector<float>& q,
   return out;
 }
 
-class PagedAttentionTest : public ::testing::TestWithParam<Case> {};
+std::vector<float> rounded_to_bf16(std::vector<float> values) {
+  for (float& value : values) value = bf16_to_f32(f32_to_bf16(value));
+  return values;
+}
+
+// Each instruction set (skipped where the CPU lacks it) with an fp32 and a bf16 cache.
+class PagedAttentionTest
+    : public ::testing::TestWithParam<std::tuple<Case, cpu::CpuIsa, bool /*bf16 cache*/>> {};
 
 // Every sequence's K/V is written through kv_cache_write into shuffled blocks; the queries are
-// each sequence's last few tokens (a prefill chunk) or only its last token (decode).
+// each sequence's last few tokens (a prefill chunk) or only its last token (decode). A bf16
+// cache is compared against the reference on the bf16-rounded K/V, so the tolerance stays fp32.
 TEST_P(PagedAttentionTest, MatchesDenseReference) {
-  const Case c = GetParam();
+  const auto [c, isa, bf16_cache] = GetParam();
+  if (!cpu::cpu_supports(isa)) {
+    GTEST_SKIP() << "this CPU lacks " << cpu::cpu_isa_name(isa) << " (" << cpu::cpu_description()
+                 << ")";
+  }
   std::mt19937 rng(c.head_dim * 1000 + c.block_size * 10 + c.kv_heads);
   const int n_seqs = static_cast<int>(c.seq_lengths.size());
   int max_blocks = 0, total_blocks = 0;
@@ -74,6 +87,7 @@ TEST_P(PagedAttentionTest, MatchesDenseReference) {
   const std::size_t slot_width = static_cast<std::size_t>(c.kv_heads) * c.head_dim;
   std::vector<float> k_cache(free_blocks.size() * c.block_size * slot_width, NAN);
   std::vector<float> v_cache(k_cache.size(), NAN);
+  std::vector<uint16_t> k_cache16(k_cache.size(), 0x7fc0), v_cache16(k_cache.size(), 0x7fc0);
   std::vector<int32_t> block_tables(n_seqs * max_blocks, -1);
 
   std::vector<std::vector<float>> keys(n_seqs), values(n_seqs);
@@ -88,8 +102,15 @@ TEST_P(PagedAttentionTest, MatchesDenseReference) {
     std::vector<int32_t> slots(length);
     for (int p = 0; p < length; ++p)
       slots[p] = block_tables[s * max_blocks + p / c.block_size] * c.block_size + p % c.block_size;
-    cpu::kv_cache_write(k_cache.data(), v_cache.data(), keys[s].data(), values[s].data(),
-                        slots.data(), length, c.kv_heads, c.head_dim);
+    if (bf16_cache) {
+      cpu::kv_cache_write(k_cache16.data(), v_cache16.data(), keys[s].data(), values[s].data(),
+                          slots.data(), length, c.kv_heads, c.head_dim);
+      keys[s] = rounded_to_bf16(keys[s]);
+      values[s] = rounded_to_bf16(values[s]);
+    } else {
+      cpu::kv_cache_write(k_cache.data(), v_cache.data(), keys[s].data(), values[s].data(),
+                          slots.data(), length, c.kv_heads, c.head_dim);
+    }
     const int queries = s % 2 == 0 ? 1 : std::min(length, 5);
     for (int p = length - queries; p < length; ++p) {
       seq_index.push_back(s);
@@ -99,10 +120,16 @@ TEST_P(PagedAttentionTest, MatchesDenseReference) {
   const int n_tokens = static_cast<int>(seq_index.size());
   auto q = testing::random_normal(n_tokens * c.heads * c.head_dim, rng);
   std::vector<float> out(q.size(), NAN);
-  cpu::paged_attention(out.data(), q.data(), k_cache.data(), v_cache.data(), block_tables.data(),
-                       seq_index.data(), context_lens.data(), n_tokens, c.heads, c.kv_heads,
-                       c.head_dim, c.block_size, max_blocks,
-                       1.0f / std::sqrt(static_cast<float>(c.head_dim)));
+  const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  if (bf16_cache) {
+    cpu::paged_attention(out.data(), q.data(), k_cache16.data(), v_cache16.data(),
+                         block_tables.data(), seq_index.data(), context_lens.data(), n_tokens,
+                         c.heads, c.kv_heads, c.head_dim, c.block_size, max_blocks, scale, isa);
+  } else {
+    cpu::paged_attention(out.data(), q.data(), k_cache.data(), v_cache.data(), block_tables.data(),
+                         seq_index.data(), context_lens.data(), n_tokens, c.heads, c.kv_heads,
+                         c.head_dim, c.block_size, max_blocks, scale, isa);
+  }
   EXPECT_TRUE(testing::close_by_relative_error(
       out, reference_attention(q, keys, values, seq_index, context_lens, c),
       testing::Tolerance::kF32Kernel));
@@ -110,17 +137,34 @@ TEST_P(PagedAttentionTest, MatchesDenseReference) {
 
 INSTANTIATE_TEST_SUITE_P(
     GqaRatiosAndOddLengths, PagedAttentionTest,
-    ::testing::Values(Case{{1}, 1, 1, 8, 1},               // single token, block of one
-                      Case{{17, 5, 33}, 4, 4, 16, 16},     // MHA, lengths not multiples of 16
-                      Case{{100, 1, 37}, 8, 2, 16, 16},    // GQA 4
-                      Case{{64, 19}, 32, 4, 64, 3},        // GQA 8, odd block size
-                      Case{{7, 50, 3, 29}, 6, 3, 10, 4}),  // head_dim 10
-    [](const ::testing::TestParamInfo<Case>& info) {
-      const Case& c = info.param;
+    ::testing::Combine(
+        ::testing::Values(Case{{1}, 1, 1, 8, 1},              // single token, block of one
+                          Case{{17, 5, 33}, 4, 4, 16, 16},    // MHA, lengths not multiples of 16
+                          Case{{100, 1, 37}, 8, 2, 16, 16},   // GQA 4
+                          Case{{64, 19}, 32, 4, 64, 3},       // GQA 8, odd block size
+                          Case{{7, 50, 3, 29}, 6, 3, 10, 4},  // head_dim 10
+                          Case{{130, 2}, 16, 1, 128, 64},     // GQA 16: two passes of 8 heads
+                          Case{{300}, 2, 1, 256, 48}),        // chunks of 32 inside big blocks
+        ::testing::Values(cpu::CpuIsa::kScalar, cpu::CpuIsa::kAvx2, cpu::CpuIsa::kAvx512),
+        ::testing::Bool()),
+    [](const auto& info) {
+      const Case& c = std::get<0>(info.param);
       return "seqs" + std::to_string(c.seq_lengths.size()) + "_heads" + std::to_string(c.heads) +
              "_kv" + std::to_string(c.kv_heads) + "_dim" + std::to_string(c.head_dim) + "_block" +
-             std::to_string(c.block_size);
+             std::to_string(c.block_size) + "_" +
+             std::string(cpu::cpu_isa_name(std::get<1>(info.param))) +
+             (std::get<2>(info.param) ? "_bf16" : "_f32");
     });
+
+TEST(KvCacheWrite, Bf16RoundsToNearestEvenAndSkipsNegativeSlots) {
+  std::vector<uint16_t> k_cache(2 * 2, 0), v_cache(2 * 2, 0);
+  // 1 + 2^-8 is halfway between bf16 1.0 and 1.0078125: even mantissa wins (1.0).
+  const std::vector<float> k{1.0f + 1.0f / 256, 3.0f, 9.0f, 9.0f}, v{-2.0f, 1.0f / 3, 9.0f, 9.0f};
+  const std::vector<int32_t> slots{1, -1};
+  cpu::kv_cache_write(k_cache.data(), v_cache.data(), k.data(), v.data(), slots.data(), 2, 1, 2);
+  EXPECT_EQ(k_cache, (std::vector<uint16_t>{0, 0, 0x3f80, 0x4040}));
+  EXPECT_EQ(v_cache, (std::vector<uint16_t>{0, 0, 0xc000, 0x3eab}));
+}
 
 TEST(KvCacheWrite, NegativeSlotsAreSkipped) {
   std::vector<float> k_cache(4 * 2, 0.0f), v_cache(4 * 2, 0.0f);
