@@ -243,6 +243,7 @@ int main(int argc, char** argv) {
                  "File holding the cluster's secret (16+ characters): shards must present it to "
                  "register, and the coordinator presents it to them. Without it only shards on "
                  "this host may register")
+      ->envname("SHARDWISE_CLUSTER_TOKEN_FILE")
       ->check(CLI::ExistingFile);
   app.add_option("--registry", o.registry_address,
                  "Serve the shard Registry on its own listener, HOST:PORT, so that --grpc "

@@ -41,7 +41,7 @@ struct Family {
   const char* name;
   const char* type;
   const char* help;
-  std::string lines;
+  std::string lines = {};
 };
 
 void render_replicas(std::string& out, const Registry& registry) {

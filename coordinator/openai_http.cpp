@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <functional>
 
 #include "common/logging.h"
 #include "common/net_address.h"
@@ -11,8 +12,8 @@
 #include "coordinator/grpc_services.h"
 #include "coordinator/openai_embeddings.h"
 #include "coordinator/openai_protocol.h"
-#include "coordinator/readiness.h"
 #include "coordinator/openai_response.h"
+#include "coordinator/readiness.h"
 #include "coordinator/tokenize_api.h"
 
 namespace shardwise {
@@ -42,9 +43,17 @@ StatusOr<std::string> read_body(const httplib::Request& req,
   const auto too_large = [max_bytes] {
     return resource_exhausted("the request body is larger than {} bytes", max_bytes);
   };
-  if (req.has_header("Content-Length") &&
-      req.get_header_value<uint64_t>("Content-Length") > max_bytes) {
-    return too_large();  // refused unread: the connection closes after the answer
+  if (req.has_header("Content-Length")) {
+    const uint64_t length = req.get_header_value<uint64_t>("Content-Length");
+    if (length > max_bytes) {
+      // A client still sending its body when the connection closes on unread bytes gets a reset,
+      // not the 413 (what nginx's lingering close avoids): a body of up to kDrainFactor times the
+      // limit is read and dropped first; a larger one is refused unread.
+      constexpr uint64_t kDrainFactor = 4;
+      if (length <= kDrainFactor * max_bytes)
+        content_reader([](const char*, size_t) { return true; });
+      return too_large();
+    }
   }
   std::string body;
   bool exceeded = false;
@@ -56,6 +65,23 @@ StatusOr<std::string> read_body(const httplib::Request& req,
   if (exceeded) return too_large();
   if (!read) return invalid_argument("the request body could not be read");
   return body;
+}
+
+// POST `path`, its body read by read_body: every POST route has the same limit, chunked bodies
+// included (413), so none reads a body without bound.
+void post_with_body(httplib::Server& server, const char* path, size_t max_bytes,
+                    std::function<void(const std::string& body, httplib::Response& res)> handler) {
+  server.Post(path, [max_bytes, handler = std::move(handler)](
+                        const httplib::Request& req, httplib::Response& res,
+                        const httplib::ContentReader& content_reader) {
+    StatusOr<std::string> body = read_body(req, content_reader, max_bytes);
+    if (!body.ok()) {
+      const int status = body.status().code() == StatusCode::kResourceExhausted ? 413 : 400;
+      return send_json(res, status,
+                       error_json(status, body.status().message(), std::to_string(status)));
+    }
+    handler(*body, res);
+  });
 }
 
 // Streams one request as server-sent events; runs inside httplib's content provider.
@@ -150,61 +176,27 @@ void OpenAiHttpServer::add_routes() {
     }
     send_json(res, 200, model_json(name));
   });
-  server_->Post("/v1/embeddings", [this](const httplib::Request& req, httplib::Response& res) {
-    StatusOr<OpenAiEmbeddingRequest> request = parse_embedding_request(req.body);
-    if (!request.ok()) return send_error(res, request.status(), registry_.retry_after());
-    StatusOr<PreparedEmbedding> prepared = generation_.prepare(request->request);
-    if (!prepared.ok()) return send_error(res, prepared.status(), registry_.retry_after());
-    StatusOr<v1::EmbedResponse> embedded =
-        generation_.embed(*prepared, std::chrono::milliseconds(0));
-    if (!embedded.ok()) return send_error(res, embedded.status(), registry_.retry_after());
-    StatusOr<json> body = embedding_response(*request, *embedded);
-    if (!body.ok()) return send_error(res, body.status(), registry_.retry_after());
-    send_json(res, 200, *body);
-  });
+  const size_t max_body = options_.max_body_bytes;
+  post_with_body(
+      *server_, "/v1/embeddings", max_body,
+      [this](const std::string& body, httplib::Response& res) { embeddings(body, res); });
   for (const auto& route :
        {std::pair("/tokenize", &tokenize_body), std::pair("/detokenize", &detokenize_body)}) {
     const auto handler = route.second;  // a structured binding: clang 14 cannot capture it
-    server_->Post(route.first, [this, handler](const httplib::Request& req, httplib::Response& res) {
-      StatusOr<json> body = handler(req.body, registry_);
-      if (!body.ok()) return send_error(res, body.status(), registry_.retry_after());
-      send_json(res, 200, *body);
-    });
+    post_with_body(*server_, route.first, max_body,
+                   [this, handler](const std::string& request_body, httplib::Response& res) {
+                     StatusOr<json> body = handler(request_body, registry_);
+                     if (!body.ok()) return send_error(res, body.status(), registry_.retry_after());
+                     send_json(res, 200, *body);
+                   });
   }
   for (const auto& route : {std::pair("/v1/completions", ApiKind::kCompletion),
                             std::pair("/v1/chat/completions", ApiKind::kChat)}) {
     const ApiKind kind = route.second;  // a structured binding: clang 14 cannot capture it
-    server_->Post(route.first, [this, kind](const httplib::Request& req, httplib::Response& res,
-                                            const httplib::ContentReader& content_reader) {
-      StatusOr<std::string> body = read_body(req, content_reader, options_.max_body_bytes);
-      if (!body.ok()) {
-        const int status = body.status().code() == StatusCode::kResourceExhausted ? 413 : 400;
-        return send_json(res, status,
-                         error_json(status, body.status().message(), std::to_string(status)));
-      }
-      StatusOr<OpenAiRequest> request = parse_openai_request(*body, kind);
-      if (!request.ok()) return send_error(res, request.status(), registry_.retry_after());
-      StatusOr<PreparedRequest> prepared = generation_.prepare(request->request);
-      if (!prepared.ok()) return send_error(res, prepared.status(), registry_.retry_after());
-      prepared->decode_after_prompt = request->echo;
-      if (request->stream) {
-        auto state = std::make_shared<std::pair<OpenAiRequest, PreparedRequest>>(
-            std::move(request).value(), std::move(prepared).value());
-        res.set_chunked_content_provider(
-            "text/event-stream", [this, state](size_t, httplib::DataSink& sink) {
-              stream_events(generation_, state->second, state->first, sink);
-              return true;
-            });
-        return;
-      }
-      OpenAiResponse response(*request, *prepared);
-      Status status = generation_.run(*prepared, [&](const v1::GenerateResponse& message) {
-        response.chunks(message);
-        return true;
-      });
-      if (!status.ok()) return send_error(res, status, registry_.retry_after());
-      send_json(res, 200, response.full());
-    });
+    post_with_body(*server_, route.first, max_body,
+                   [this, kind](const std::string& body, httplib::Response& res) {
+                     generate(kind, body, res);
+                   });
   }
   server_->Get("/health", [this](const httplib::Request&, httplib::Response& res) {
     v1::HealthResponse health;
@@ -257,5 +249,42 @@ StatusOr<int> OpenAiHttpServer::bind(const std::string& address) {
 void OpenAiHttpServer::serve() { server_->listen_after_bind(); }
 
 void OpenAiHttpServer::stop() { server_->stop(); }
+
+void OpenAiHttpServer::embeddings(const std::string& body, httplib::Response& res) {
+  StatusOr<OpenAiEmbeddingRequest> request = parse_embedding_request(body);
+  if (!request.ok()) return send_error(res, request.status(), registry_.retry_after());
+  StatusOr<PreparedEmbedding> prepared = generation_.prepare(request->request);
+  if (!prepared.ok()) return send_error(res, prepared.status(), registry_.retry_after());
+  StatusOr<v1::EmbedResponse> embedded = generation_.embed(*prepared, std::chrono::milliseconds(0));
+  if (!embedded.ok()) return send_error(res, embedded.status(), registry_.retry_after());
+  StatusOr<json> response = embedding_response(*request, *embedded);
+  if (!response.ok()) return send_error(res, response.status(), registry_.retry_after());
+  send_json(res, 200, *response);
+}
+
+void OpenAiHttpServer::generate(ApiKind kind, const std::string& body, httplib::Response& res) {
+  StatusOr<OpenAiRequest> request = parse_openai_request(body, kind);
+  if (!request.ok()) return send_error(res, request.status(), registry_.retry_after());
+  StatusOr<PreparedRequest> prepared = generation_.prepare(request->request);
+  if (!prepared.ok()) return send_error(res, prepared.status(), registry_.retry_after());
+  prepared->decode_after_prompt = request->echo;
+  if (request->stream) {
+    auto state = std::make_shared<std::pair<OpenAiRequest, PreparedRequest>>(
+        std::move(request).value(), std::move(prepared).value());
+    res.set_chunked_content_provider(
+        "text/event-stream", [this, state](size_t, httplib::DataSink& sink) {
+          stream_events(generation_, state->second, state->first, sink);
+          return true;
+        });
+    return;
+  }
+  OpenAiResponse response(*request, *prepared);
+  Status status = generation_.run(*prepared, [&](const v1::GenerateResponse& message) {
+    response.chunks(message);
+    return true;
+  });
+  if (!status.ok()) return send_error(res, status, registry_.retry_after());
+  send_json(res, 200, response.full());
+}
 
 }  // namespace shardwise

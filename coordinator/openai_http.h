@@ -10,10 +10,12 @@
 
 #include "coordinator/generation.h"
 #include "coordinator/http_connections.h"
+#include "coordinator/openai_protocol.h"
 
 namespace httplib {
 class Server;
-}
+struct Response;
+}  // namespace httplib
 
 namespace shardwise {
 
@@ -42,6 +44,9 @@ class OpenAiHttpServer {
 
  private:
   void add_routes();
+  // The POST handlers, given the request's body (read within the limits).
+  void embeddings(const std::string& body, httplib::Response& res);
+  void generate(ApiKind kind, const std::string& body, httplib::Response& res);
 
   Generation& generation_;
   Registry& registry_;

@@ -52,12 +52,12 @@ struct ShardOptions {
   int threads = 0;
   std::string log_level = "info";
   std::string log_format = "text";
-  std::string coordinator;     // serve mode: the coordinator's Registry, e.g. "127.0.0.1:50051"
-  std::string coordinator_ca;  // PEM roots that sign the coordinator's TLS certificate
-  std::string listen;          // serve mode: replica r's leader listens on this port + r
-  std::string advertise;       // serve mode: HOST[:PORT] registered instead of --listen's
-  std::string model_name;      // serve mode: the name clients use (default: the folder's name)
-  int capacity = 8;            // serve mode: concurrent sequences
+  std::string coordinator;         // serve mode: the coordinator's Registry, e.g. "127.0.0.1:50051"
+  std::string coordinator_ca;      // PEM roots that sign the coordinator's TLS certificate
+  std::string listen;              // serve mode: replica r's leader listens on this port + r
+  std::string advertise;           // serve mode: HOST[:PORT] registered instead of --listen's
+  std::string model_name;          // serve mode: the name clients use (default: the folder's name)
+  int capacity = 8;                // serve mode: concurrent sequences
   std::string cluster_token_file;  // serve mode: the cluster's secret (docs/security.md)
   double drain_timeout_s = 30;     // serve mode: how long SIGTERM waits for running requests
 };
@@ -110,6 +110,7 @@ void add_options(CLI::App& app, ShardOptions& o) {
                  "Serve mode: file holding the cluster's secret, presented to the coordinator "
                  "and required of callers of this leader (without it, only callers on this "
                  "host are served)")
+      ->envname("SHARDWISE_CLUSTER_TOKEN_FILE")
       ->check(CLI::ExistingFile);
   app.add_option("--drain-timeout", o.drain_timeout_s,
                  "Serve mode: seconds SIGTERM waits for running requests to finish before "

@@ -1,12 +1,12 @@
 #!/usr/bin/python3
 """Writes a Llama checkpoint of a real model's shape with random bf16 weights, for the CPU
-benchmarks (bench/cpu/README.md): a Hugging Face folder (config.json, model.safetensors or
-shards with an index, tokenizer files from ../shared/testdata) and, with --gguf-py, the same
-weights as a GGUF file for llama.cpp.
+benchmarks (docs/performance.md, "CPU kernels"): a Hugging Face folder (config.json,
+model.safetensors or shards with an index, tokenizer files from ../shared/testdata) and, with
+--gguf-py, the same weights as a GGUF file for llama.cpp.
 
     bench/cpu/make_random_checkpoint.py --shape 1b --out /tmp/llama-1b-random
     bench/cpu/make_random_checkpoint.py --shape 110m --out /tmp/llama-110m \\
-        --gguf-py /work/peers/llama.cpp/gguf-py      # llama.cpp's gguf-py needs only numpy
+        --gguf-py /work/peers/llama.cpp/gguf-py
 
 Shapes: 1b = Llama-3.2-1B (hidden 2048, 16 layers, 32/8 heads, FFN 8192, vocab 128256, tied),
 110m = stories110M, a Llama-2 shape (hidden 768, 12 layers, 12 heads, FFN 2048, vocab 32000,
@@ -14,7 +14,7 @@ tied), 7b = Llama-2-7B (hidden 4096, 32 layers, 32 heads, FFN 11008, vocab 32000
 scaling is left out: it changes no cost. Each tensor is drawn from its own seed, N(0, 0.02)
 (norm weights 1 +- 0.1), rounded to bf16, and written once to each file, so both systems read
 the same numbers; q_proj/k_proj are permuted for GGUF as llama.cpp's converter does.
-Needs only python3-numpy; memory stays at about one tensor.
+Needs python3-numpy (and python3-sentencepiece for --gguf-py); memory stays at about one tensor.
 """
 import argparse
 import gzip
@@ -175,7 +175,7 @@ def add_vocab(writer, gguf, tokenizer):
 
 def write_gguf(path, c, tensors, seed, tokenizer, gguf_py):
     sys.path.insert(0, str(gguf_py))
-    import gguf  # llama.cpp's gguf-py: numpy only
+    import gguf  # llama.cpp's gguf-py, from a llama.cpp source tree
 
     writer = gguf.GGUFWriter(str(path), "llama")
     writer.add_name("random")

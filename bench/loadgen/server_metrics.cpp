@@ -30,9 +30,7 @@ std::vector<double> tracked_values(const Exposition& e, const std::vector<Counte
 }  // namespace
 
 std::vector<CounterSpec> default_counters() {
-  return {{"output_tokens",
-           {"shardwise_generation_tokens_total", "shardwise_generated_tokens_total",
-            "vllm:generation_tokens_total"}},
+  return {{"output_tokens", {"shardwise_generation_tokens_total", "vllm:generation_tokens_total"}},
           {"input_tokens", {"shardwise_prompt_tokens_total", "vllm:prompt_tokens_total"}}};
 }
 

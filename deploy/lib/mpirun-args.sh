@@ -39,3 +39,15 @@ sw_mpirun_args() {
   out+=(--mca oob_tcp_keepalive_time 10 --mca oob_tcp_keepalive_intvl 2
     --mca oob_tcp_keepalive_probes 3)
 }
+
+# Appends to the array named by the first argument an "-x NAME" for each variable every rank
+# needs from this environment and that is set here: mpirun passes no environment to the ranks on
+# other hosts by itself.
+sw_mpirun_env() {
+  local -n out=$1
+  local name
+  for name in SHARDWISE_CLUSTER_TOKEN_FILE NCCL_SOCKET_IFNAME NCCL_DEBUG NCCL_IB_HCA \
+    NCCL_IB_TIMEOUT UCX_NET_DEVICES; do
+    [ -z "${!name:-}" ] || out+=(-x "$name")
+  done
+}

@@ -18,6 +18,8 @@
 #   --bin DIR        where shardwise-shard is on every host (default: beside this checkout)
 #   --log-dir DIR    rank logs, NAME.rankR.log (default /tmp/shardwise-logs)
 # The same paths (this script's checkout, --bin, the model) must exist on every host.
+# SHARDWISE_CLUSTER_TOKEN_FILE (the cluster token, docs/security.md), NCCL_* and UCX_NET_DEVICES
+# are passed to every rank; without a token the coordinator accepts only shards on its own host.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/../lib/common.sh"
@@ -59,10 +61,7 @@ if [ -n "$networks" ] && [[ $networks != */* && $networks != *,* ]]; then
   rank+=(--iface "$networks")
   export NCCL_SOCKET_IFNAME=${NCCL_SOCKET_IFNAME:-$networks}
 fi
-env_vars=()
-for name in NCCL_SOCKET_IFNAME NCCL_DEBUG NCCL_IB_HCA NCCL_IB_TIMEOUT UCX_NET_DEVICES; do
-  [ -z "${!name:-}" ] || env_vars+=(-x "$name")
-done
+sw_mpirun_env mpi
 sw_log "mpirun: $np ranks (tp $tp) from $hostfile, transport $transport, networks ${networks:-any}; logs $log_dir"
-exec mpirun -np "$np" --hostfile "$hostfile" --map-by slot "${mpi[@]}" "${env_vars[@]}" \
+exec mpirun -np "$np" --hostfile "$hostfile" --map-by slot "${mpi[@]}" \
   "${rank[@]}" -- --model "$model" --device "$device" "$@"

@@ -18,6 +18,13 @@ BACKOFF_MIN_S=${BACKOFF_MIN_S:-2}
 BACKOFF_MAX_S=${BACKOFF_MAX_S:-60}
 MPI_TRANSPORT=${MPI_TRANSPORT:-auto}
 MPI_NETWORKS=${MPI_NETWORKS:-${SHARDWISE_IFACE:-}}
+# The cluster token (docs/security.md), which shards on other nodes must present to register. With
+# the coordinator job (no $COORDINATOR), by default a random one in the run folder, readable by
+# this user only, written by that job before it publishes its address (which the shard jobs wait
+# for). Both binaries read the variable.
+if [ -z "${SHARDWISE_CLUSTER_TOKEN_FILE:-}" ] && [ -z "${COORDINATOR:-}" ]; then
+  export SHARDWISE_CLUSTER_TOKEN_FILE=$SHARDWISE_RUN_DIR/cluster-token
+fi
 . "$SHARDWISE_HOME/deploy/lib/common.sh"
 . "$SHARDWISE_HOME/deploy/lib/mpirun-args.sh"
 
@@ -39,6 +46,11 @@ start_coordinator() {
   local grpc_port=$1 http_port=$2 host
   shift 2
   host=$(sw_host_address)
+  if [ -n "${SHARDWISE_CLUSTER_TOKEN_FILE:-}" ] && [ ! -s "$SHARDWISE_CLUSTER_TOKEN_FILE" ]; then
+    (umask 077 && od -An -tx1 -N24 /dev/urandom | tr -d ' \n' >"$SHARDWISE_CLUSTER_TOKEN_FILE.$$" &&
+      mv "$SHARDWISE_CLUSTER_TOKEN_FILE.$$" "$SHARDWISE_CLUSTER_TOKEN_FILE")
+    sw_log "new cluster token in $SHARDWISE_CLUSTER_TOKEN_FILE"
+  fi
   "$supervise" --backoff-min "$BACKOFF_MIN_S" --backoff-max "$BACKOFF_MAX_S" -- \
     "$SHARDWISE_BIN/shardwise-coordinator" --grpc "0.0.0.0:$grpc_port" --http "0.0.0.0:$http_port" "$@" \
     >>"$log_dir/$job_name.coordinator.log" 2>&1 &
@@ -85,6 +97,7 @@ start_group() {
       ;;
     mpirun)
       sw_mpirun_args mpi "$MPI_TRANSPORT" "$MPI_NETWORKS"
+      sw_mpirun_env mpi
       # scancel signals mpirun together with the leader, and mpirun kills its ranks this long
       # after (1 s by default): the leader's time to drain. (It can also delay the end of a
       # launch whose rank died by as much; srun has no such wait.)

@@ -50,7 +50,8 @@ def grpc_stream(stub, max_tokens, record):
 def http_stream(http, max_tokens, record):
     # logprobs: every token travels in a chunk of its own, so chunks count tokens.
     body = {"model": "stories260K", "prompt": [1], "max_tokens": max_tokens, "temperature": 0,
-            "ignore_eos": True, "stream": True, "logprobs": 0}
+            "ignore_eos": True, "stream": True, "logprobs": 0,
+            "stream_options": {"include_usage": True}}
     request = urllib.request.Request(f"http://{http}/v1/completions", method="POST",
                                      data=json.dumps(body).encode(),
                                      headers={"Content-Type": "application/json"})
@@ -65,9 +66,10 @@ def http_stream(http, max_tokens, record):
                     record["status"] = event["error"]["code"]
                     record["detail"] = event["error"]["message"]
                     return
-                logprobs = event["choices"][0]["logprobs"]
-                record["tokens"] += len(logprobs["tokens"]) if logprobs else 0
-                if "usage" in event:
+                for choice in event["choices"]:  # none in the last chunk, which has the usage
+                    logprobs = choice["logprobs"]
+                    record["tokens"] += len(logprobs["tokens"]) if logprobs else 0
+                if event.get("usage"):
                     record["usage"] = event["usage"]["completion_tokens"]
         record["status"] = "OK"
     except urllib.error.HTTPError as e:

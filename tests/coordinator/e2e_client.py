@@ -257,7 +257,7 @@ def bad_inputs():
     expect_http(404, "does not exist", "GET", "/v1/models/nope")
     expect_http(401, "API key", "POST", "/v1/completions", base, key="wrong")
     expect_http(401, "API key", "GET", "/v1/models", key=False)
-    expect_http(413, "too large", "POST", "/v1/completions", raw=b"x" * (5 << 20))
+    expect_http(413, "larger than 4194304 bytes", "POST", "/v1/completions", raw=b"x" * (5 << 20))
     greedy = pb.SamplingParams(temperature=0)
     expect_grpc(grpc.StatusCode.NOT_FOUND, "not served here",
                 pb.GenerateRequest(model="nope", text="Hi"))

@@ -157,12 +157,15 @@ def integers_and_prompts(channel):
 def body_limits():
     chunk = b"x" * (1 << 20)
     chunked = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(6)) + b"0\r\n\r\n"
-    head = (b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            b"Transfer-Encoding: chunked\r\n\r\n")
-    check(raw_http(head + chunked) == 413, "a 6 MiB chunked body gets 413")
-    head = (b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
-            % (6 << 20))
-    check(raw_http(head) == 413, "a 6 MiB Content-Length gets 413 before the body is sent")
+    for path in (b"/v1/completions", b"/v1/chat/completions", b"/v1/embeddings", b"/tokenize",
+                 b"/detokenize"):
+        head = (b"POST " + path + b" HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Transfer-Encoding: chunked\r\n\r\n")
+        check(raw_http(head + chunked) == 413, f"a 6 MiB chunked body to {path.decode()} gets 413")
+    head = b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
+    check(raw_http(head % (6 << 20) + b"x" * (6 << 20)) == 413,
+          "a 6 MiB body with its Content-Length gets 413, read to its end (no reset)")
+    check(raw_http(head % (1 << 30)) == 413, "a 1 GiB Content-Length gets 413 before its body is sent")
     many = b"GET /health HTTP/1.1\r\nHost: x\r\n" + b"".join(
         b"X-%d: y\r\n" % i for i in range(200)) + b"\r\n"
     check(raw_http(many) == 431, "200 headers get 431")

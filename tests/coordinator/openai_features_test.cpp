@@ -4,15 +4,14 @@
 // /tokenize and /detokenize; the embeddings wire format.
 #include <gtest/gtest.h>
 
-#include <fstream>
 #include <set>
-#include <sstream>
 
 #include "coordinator/generation.h"
 #include "coordinator/openai_embeddings.h"
 #include "coordinator/openai_protocol.h"
 #include "coordinator/openai_response.h"
 #include "coordinator/tokenize_api.h"
+#include "tests/coordinator/test_cards.h"
 #include "tests/support/test_support.h"
 
 namespace shardwise {
@@ -20,25 +19,17 @@ namespace {
 
 using nlohmann::json;
 
-std::string read_file(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 // A registry that knows stories260K (with its chat template) at an address nobody serves.
 class Coordinator : public ::testing::Test {
  protected:
-  void SetUp() override {
-    const auto dir = testing::default_model_dir();
-    v1::ModelCard card;
-    card.set_name("stories260K");
-    card.set_address("127.0.0.1:1");
-    card.set_tokenizer_json(read_file(dir / "tokenizer.json"));
-    card.set_tokenizer_config_json(read_file(dir / "tokenizer_config.json"));
-    card.set_context_length(512);
-    ASSERT_TRUE(registry_.register_replica(card).ok());
+  void SetUp() override { ASSERT_TRUE(registry_.register_replica(card("127.0.0.1:1")).ok()); }
+
+  static v1::ModelCard card(const std::string& address) {
+    v1::ModelCard c = test_card(address);
+    c.set_name("stories260K");
+    c.set_tokenizer_config_json(
+        read_test_file(testing::default_model_dir() / "tokenizer_config.json"));
+    return c;
   }
   Registry registry_{std::chrono::milliseconds(1000), 3, {}};
   Metrics metrics_;
@@ -46,11 +37,7 @@ class Coordinator : public ::testing::Test {
 };
 
 TEST_F(Coordinator, ChoicesGoWhereTheFirstWentAndModelsHaveACreationTime) {
-  v1::ModelCard second;
-  second.set_name("stories260K");
-  second.set_address("127.0.0.1:2");
-  second.set_tokenizer_json(read_file(testing::default_model_dir() / "tokenizer.json"));
-  ASSERT_TRUE(registry_.register_replica(second).ok());
+  ASSERT_TRUE(registry_.register_replica(card("127.0.0.1:2")).ok());
   auto first = registry_.pick("stories260K", v1::PRIORITY_INTERACTIVE, {});
   ASSERT_TRUE(first.ok());
   for (int i = 0; i < 4; ++i) {  // idle replicas otherwise go round robin
@@ -256,7 +243,9 @@ TEST_F(Coordinator, StreamChunksNameTheirChoiceAndUsageComesLastWhenAsked) {
         EXPECT_TRUE(c.contains(key)) << key;
       }
       EXPECT_EQ(c.contains("usage"), include_usage);
-      if (include_usage) EXPECT_TRUE(c["usage"].is_null());
+      if (include_usage) {
+        EXPECT_TRUE(c["usage"].is_null());
+      }
     }
     const json usage = response.usage_chunk();
     EXPECT_EQ(usage.is_null(), !include_usage);

@@ -171,10 +171,11 @@ v1::LatencyHistogram shipped(std::vector<double> bounds, std::vector<uint64_t> c
 
 TEST(Metrics, RendersWhatTheReplicasReportInTheirHeartbeats) {
   Registry registry(milliseconds(100), 3, {});
-  auto id = registry.register_replica(card("127.0.0.1:1", "cpu"));
+  auto id = registry.register_replica(test_card("127.0.0.1:1", "cpu"));
   ASSERT_TRUE(id.ok());
   v1::HeartbeatRequest beat;
-  beat.set_replica_id(*id);
+  beat.set_replica_id(id->replica_id);
+  beat.set_registration_secret(id->secret);
   beat.set_running(5);  // sequences in the engine, the waiting ones included
   beat.set_waiting(2);
   beat.set_kv_cache_usage(0.25f);
@@ -190,7 +191,7 @@ TEST(Metrics, RendersWhatTheReplicasReportInTheirHeartbeats) {
   metrics.add_prompt_tokens("stories", 7);
   const std::string text = metrics.render(registry);
   const std::string labels =
-      "model=\"stories\",replica=\"" + *id + "\",address=\"127.0.0.1:1\",device=\"cpu\"";
+      "model=\"stories\",replica=\"" + id->replica_id + "\",address=\"127.0.0.1:1\",device=\"cpu\"";
   for (const std::string& line :
        {"shardwise_replica_running_requests{" + labels + "} 3\n",
         "shardwise_replica_waiting_requests{" + labels + "} 2\n",
@@ -220,7 +221,7 @@ TEST(Metrics, RendersWhatTheReplicasReportInTheirHeartbeats) {
 
 TEST(Metrics, SkipsShippedHistogramsThatMakeNoSense) {
   Registry registry(milliseconds(100), 3, {});
-  auto id = registry.register_replica(card("127.0.0.1:1", "cpu"));
+  auto id = registry.register_replica(test_card("127.0.0.1:1", "cpu"));
   ASSERT_TRUE(id.ok());
   Metrics metrics;
   for (const v1::LatencyHistogram& bad :
@@ -228,7 +229,8 @@ TEST(Metrics, SkipsShippedHistogramsThatMakeNoSense) {
         shipped({0.1}, {1, 1}, INFINITY), shipped({}, {1}, 1),
         shipped(std::vector<double>(65, 1), std::vector<uint64_t>(66, 1), 1)}) {
     v1::HeartbeatRequest beat;
-    beat.set_replica_id(*id);
+    beat.set_replica_id(id->replica_id);
+    beat.set_registration_secret(id->secret);
     *beat.mutable_engine()->mutable_queue_time() = bad;
     ASSERT_TRUE(registry.heartbeat(beat).ok());
     EXPECT_EQ(metrics.render(registry).find("shardwise_replica_queue_time_seconds_bucket"),
@@ -243,18 +245,18 @@ TEST(Readiness, EveryKnownModelNeedsALiveReplica) {
   Readiness now = readiness(registry);
   EXPECT_FALSE(now.ready);
   EXPECT_EQ(now.live_replicas, (std::map<std::string, int>{{"llama", 0}, {"stories", 0}}));
-  auto a = registry.register_replica(card("127.0.0.1:1", "cpu"));
-  auto b = registry.register_replica(card("127.0.0.1:2", "cpu"));
+  auto a = registry.register_replica(test_card("127.0.0.1:1", "cpu"));
+  auto b = registry.register_replica(test_card("127.0.0.1:2", "cpu"));
   ASSERT_TRUE(a.ok() && b.ok());
   EXPECT_FALSE(readiness(registry).ready) << "llama has no replica";
-  v1::ModelCard llama = card("127.0.0.1:3", "cpu");
+  v1::ModelCard llama = test_card("127.0.0.1:3", "cpu");
   llama.set_name("llama");
   ASSERT_TRUE(registry.register_replica(llama).ok());
   now = readiness(registry);
   EXPECT_TRUE(now.ready);
   EXPECT_EQ(now.live_replicas.at("stories"), 2);
-  ASSERT_TRUE(registry.deregister(*a).ok());
-  ASSERT_TRUE(registry.deregister(*b).ok());
+  ASSERT_TRUE(registry.deregister(a->replica_id, a->secret).ok());
+  ASSERT_TRUE(registry.deregister(b->replica_id, b->secret).ok());
   now = readiness(registry);
   EXPECT_FALSE(now.ready);
   EXPECT_EQ(now.live_replicas.at("stories"), 0);

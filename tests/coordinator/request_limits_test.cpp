@@ -4,36 +4,21 @@
 // (it took the coordinator down with SIGSEGV in issue 15).
 #include <gtest/gtest.h>
 
-#include <fstream>
-#include <sstream>
-
 #include "coordinator/generation.h"
 #include "coordinator/openai_protocol.h"
+#include "tests/coordinator/test_cards.h"
 
 namespace shardwise {
 namespace {
 
 constexpr int64_t kWraps = (int64_t{1} << 32) + 1;  // int32 would read 1
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 v1::ModelCard stories_card(const std::string& chat_template) {
-  const std::string dir = std::string(SHARDWISE_SOURCE_DIR) + "/assets/models/stories260K/";
-  v1::ModelCard card;
-  card.set_name("stories");
-  card.set_address("127.0.0.1:1");  // never dialled: these requests fail before routing
-  card.set_tokenizer_json(read_file(dir + "tokenizer.json"));
+  // At an address never dialled: these requests fail before routing.
+  v1::ModelCard card = test_card("127.0.0.1:1", "cpu", 1);
   card.set_tokenizer_config_json(
       nlohmann::json{{"bos_token", "<s>"}, {"eos_token", "</s>"}, {"chat_template", chat_template}}
           .dump());
-  card.set_context_length(512);
-  card.set_tp(1);
-  card.set_capacity(1);
   return card;
 }
 
@@ -103,7 +88,7 @@ TEST_F(RequestLimits, EmptyPromptsAreRefused) {
   expect_invalid(prepare_status(ids), "the prompt is empty");
   v1::GenerateRequest chat = text_request("");
   chat.mutable_chat();
-  expect_invalid(prepare_status(chat), "no messages");
+  expect_invalid(prepare_status(chat), "'messages' must be a non-empty array");
   EXPECT_TRUE(prepare_status(text_request("Once")).ok());
 }
 
@@ -153,6 +138,7 @@ TEST_F(RequestLimits, DeepJsonBodiesAreRefused) {
 TEST_F(RequestLimits, NestedTemplateRegistrationIsAnError) {
   const std::string nested = "{{ " + std::string(5000, '(') + "1" + std::string(5000, ')') + " }}";
   v1::ModelCard card = stories_card(nested);
+  card.set_name("nested");  // a model of its own: the template is judged, not the card's match
   card.set_address("127.0.0.1:2");
   const auto registered = registry_.register_replica(card);
   expect_invalid(registered.status(), "nested more than");

@@ -1,6 +1,7 @@
 // Model cards for registry tests: stories260K's tokenizer at a given address.
 #pragma once
 
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -9,7 +10,7 @@
 
 namespace shardwise {
 
-inline std::string read_test_file(const std::string& path) {
+inline std::string read_test_file(const std::filesystem::path& path) {
   std::ifstream in(path);
   std::stringstream text;
   text << in.rdbuf();

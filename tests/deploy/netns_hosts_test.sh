@@ -85,6 +85,11 @@ EOF
 chmod +x "$agent"
 printf '%s slots=1\n%s slots=1\n' "$host_a" "$host_b" >"$work/hostfile"
 
+# The coordinator and the leader are on different hosts: they need the cluster token
+# (docs/security.md), which launch-group.sh passes on to every rank.
+export SHARDWISE_CLUSTER_TOKEN_FILE=$work/cluster-token
+(umask 077 && openssl rand -hex 24 >"$SHARDWISE_CLUSTER_TOKEN_FILE")
+
 grpc_port=50051 http_port=8000
 on_host "${namespaces[2]}" host-c "$coordinator" --grpc "$host_c:$grpc_port" --http "$host_c:$http_port" \
   --heartbeat-ms 500 --missed-heartbeats 4 --models stories260K >"$work/coordinator.log" 2>&1 &

@@ -28,6 +28,9 @@ shardwise::Generation& generation() {
         R"({"bos_token": "<s>", "eos_token": "</s>", "chat_template": "{% for m in messages %})"
         R"({{ m.role ~ ': ' ~ m.content | trim }}{% endfor %}"})");
     card.set_context_length(512);
+    card.set_vocab_size(512);
+    card.set_tp(1);
+    card.set_capacity(1);
     return registry.register_replica(card).ok();
   }();
   if (!registered) shardwise::fuzz::fail("the fixture model card does not register");

@@ -65,7 +65,7 @@ lg --protocol grpc --concurrency 4 --requests 24 --warmup 2 --input-len 8-24 --o
   --slo ttft=10s,tpot=2s --out "$work/grpc.json" --csv "$work/runs.csv" --label grpc \
   >"$work/grpc.txt" || fail "gRPC run exited $?"
 check "$work/grpc.json" --sent 24 --errors 0 --output-tokens 192 --agree --itl
-grep -q "server output_tokens: 192 (shardwise_generated_tokens_total); loadgen: 192 (agree)" \
+grep -q "server output_tokens: 192 (shardwise_generation_tokens_total); loadgen: 192 (agree)" \
   "$work/grpc.txt" || fail "no server count beside the loadgen's: $(cat "$work/grpc.txt")"
 grep -q "goodput" "$work/grpc.txt" || fail "no goodput in the summary"
 

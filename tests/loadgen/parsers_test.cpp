@@ -12,10 +12,10 @@ namespace shardwise::loadgen {
 namespace {
 
 const char kMetrics[] =
-    "# HELP shardwise_generated_tokens_total Tokens streamed to clients.\n"
-    "# TYPE shardwise_generated_tokens_total counter\n"
-    "shardwise_generated_tokens_total{model=\"stories260K\"} 1200\n"
-    "shardwise_generated_tokens_total{model=\"other\"} 55\n"
+    "# HELP shardwise_generation_tokens_total Tokens streamed to clients.\n"
+    "# TYPE shardwise_generation_tokens_total counter\n"
+    "shardwise_generation_tokens_total{model=\"stories260K\"} 1200\n"
+    "shardwise_generation_tokens_total{model=\"other\"} 55\n"
     "# HELP shardwise_prompt_tokens_total Prompt tokens.\n"
     "# TYPE shardwise_prompt_tokens_total counter\n"
     "shardwise_requests_total{model=\"a \\\"quoted\\\" name\",code=\"OK\"} 3 1700000000000\n"
@@ -27,9 +27,9 @@ TEST(Prometheus, ParsesSamplesLabelsAndFamilies) {
   StatusOr<Exposition> e = parse_exposition(kMetrics);
   ASSERT_TRUE(e.ok()) << e.status().to_string();
   EXPECT_EQ(e->samples.size(), 6u);
-  EXPECT_EQ(sum_samples(*e, "shardwise_generated_tokens_total"), 1255);
-  EXPECT_EQ(sum_samples(*e, "shardwise_generated_tokens_total", "model", "stories260K"), 1200);
-  EXPECT_EQ(sum_samples(*e, "shardwise_generated_tokens_total", "model", "missing"), 0);
+  EXPECT_EQ(sum_samples(*e, "shardwise_generation_tokens_total"), 1255);
+  EXPECT_EQ(sum_samples(*e, "shardwise_generation_tokens_total", "model", "stories260K"), 1200);
+  EXPECT_EQ(sum_samples(*e, "shardwise_generation_tokens_total", "model", "missing"), 0);
   // Declared but without samples: present, zero; never declared: absent.
   EXPECT_EQ(sum_samples(*e, "shardwise_prompt_tokens_total"), 0);
   EXPECT_FALSE(sum_samples(*e, "no_such_metric").has_value());
@@ -49,16 +49,16 @@ TEST(Prometheus, RefusesMalformedLines) {
 
 TEST(ServerMetrics, ComparesCounterDeltas) {
   StatusOr<Exposition> before = parse_exposition(
-      "# TYPE shardwise_generated_tokens_total counter\n"
-      "shardwise_generated_tokens_total{model=\"m\"} 100\n");
+      "# TYPE shardwise_generation_tokens_total counter\n"
+      "shardwise_generation_tokens_total{model=\"m\"} 100\n");
   StatusOr<Exposition> after = parse_exposition(
-      "shardwise_generated_tokens_total{model=\"m\"} 164\n"
-      "shardwise_generated_tokens_total{model=\"n\"} 999\n");
+      "shardwise_generation_tokens_total{model=\"m\"} 164\n"
+      "shardwise_generation_tokens_total{model=\"n\"} 999\n");
   ASSERT_TRUE(before.ok() && after.ok());
   nlohmann::json rows = compare_counters(*before, *after, default_counters(), "m",
                                          {{"output_tokens", 64}, {"input_tokens", 10}});
   ASSERT_EQ(rows.size(), 2u);
-  EXPECT_EQ(rows[0]["metric"], "shardwise_generated_tokens_total");
+  EXPECT_EQ(rows[0]["metric"], "shardwise_generation_tokens_total");
   EXPECT_EQ(rows[0]["server"], 64.0);
   EXPECT_EQ(rows[0]["agree"], true);
   EXPECT_TRUE(rows[1]["metric"].is_null());  // no prompt-token counter exposed

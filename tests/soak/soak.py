@@ -217,9 +217,10 @@ async def http_request(port, body):
             event = json.loads(line[len("data: "):])
             if "error" in event:
                 raise RuntimeError(f"{event['error']['code']}: {event['error']['message']}")
-            logprobs = event["choices"][0]["logprobs"]
-            tokens += len(logprobs["tokens"]) if logprobs else 0
-            if "usage" in event:
+            for choice in event["choices"]:  # none in the last chunk, which has the usage
+                logprobs = choice["logprobs"]
+                tokens += len(logprobs["tokens"]) if logprobs else 0
+            if event.get("usage"):
                 usage = event["usage"]["completion_tokens"]
         if usage is None:
             raise RuntimeError("the stream ended without a finish (no [DONE] or usage)")
@@ -259,7 +260,8 @@ async def client(kind, cluster, stats, deadline, rng):
                 # logprobs: each token comes in a chunk of its own, so chunks count tokens.
                 call = http_request(cluster.http_port, {
                     "model": MODEL, "prompt": prompt, "max_tokens": max_tokens,
-                    "temperature": temperature, "stream": True, "logprobs": 0})
+                    "temperature": temperature, "stream": True, "logprobs": 0,
+                    "stream_options": {"include_usage": True}})
             tokens, usage = await asyncio.wait_for(call, HUNG_S + 5)
             stats.finished += 1
             stats.tokens_received += tokens
