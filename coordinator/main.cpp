@@ -286,6 +286,6 @@ int main(int argc, char** argv) {
     return shardwise::kExitUsage;
   }
   shardwise::set_log_format(o.log_format);
-  shardwise::init_grpc_process();  // health, reflection, gRPC's log lines through ours
-  return shardwise::run(o);
+  shardwise::GrpcProcess grpc_process;  // health, reflection, gRPC's log lines through ours
+  grpc_process.end(shardwise::run(o));
 }

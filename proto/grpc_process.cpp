@@ -1,8 +1,12 @@
 #include "proto/grpc_process.h"
 
+#include <grpc/grpc.h>
 #include <grpc/support/log.h>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
+
+#include <cstdio>
+#include <cstdlib>
 
 #include "common/logging.h"
 
@@ -19,10 +23,19 @@ void log_grpc_line(gpr_log_func_args* args) {
 
 }  // namespace
 
-void init_grpc_process() {
+GrpcProcess::GrpcProcess() {
   gpr_set_log_function(log_grpc_line);
+  grpc_init();
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+}
+
+void GrpcProcess::end(int code) {
+  grpc_shutdown_blocking();
+  log()->flush();
+  std::fflush(stdout);
+  std::fflush(stderr);
+  std::_Exit(code);
 }
 
 void never_share_port(grpc::ServerBuilder& builder) {

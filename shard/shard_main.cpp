@@ -403,7 +403,7 @@ int main(int argc, char** argv) {
     return shardwise::kExitUsage;
   }
   shardwise::set_log_format(options.log_format);
-  shardwise::init_grpc_process();  // health, reflection, gRPC's log lines through ours
+  shardwise::GrpcProcess grpc_process;  // health, reflection, gRPC's log lines through ours
   auto session = shardwise::MpiSession::start(&argc, &argv, options.tp);
   if (!session.ok()) {
     shardwise::log()->error("{}", session.status().to_string());
@@ -416,5 +416,7 @@ int main(int argc, char** argv) {
   const int cores = static_cast<int>(std::thread::hardware_concurrency());
   shardwise::cpu::set_cpu_threads(
       options.threads > 0 ? options.threads : (*session)->config().cpu_threads_per_rank(cores));
-  return shardwise::run(options, **session);
+  const int code = shardwise::run(options, **session);
+  (*session).reset();  // MPI_Finalize, before the process ends
+  grpc_process.end(code);
 }

@@ -153,6 +153,7 @@ double time_decode(LlamaModel& model, const Options& o, int c, const std::vector
 int run(const Options& o, const MpiSession& session) {
   const bool leader = session.config().world_rank == 0;
   const int cores = static_cast<int>(std::thread::hardware_concurrency());
+  MpiCommunicator comm(session.tp_group(), std::chrono::seconds(600));
   bench::ReadBandwidth bandwidth{0, 0};
   if (o.probe && leader) {
     cpu::set_cpu_threads(cores);  // the machine's bandwidth, all cores
@@ -160,7 +161,9 @@ int run(const Options& o, const MpiSession& session) {
   }
   // The probe's array is freed; restart the peak-RSS count (Linux: 5 resets VmHWM).
   std::ofstream("/proc/self/clear_refs") << "5";
-  MPI_Barrier(MPI_COMM_WORLD);
+  // Not MPI_Barrier: Open MPI's busy-polls a core, which the probe then lacks (half the
+  // bandwidth at TP=2 on 2 cores); the communicator's barrier sleeps while it waits.
+  comm.barrier();
   cpu::set_cpu_threads(o.threads > 0 ? o.threads : session.config().cpu_threads_per_rank(cores));
 
   CpuModelOptions options;
@@ -180,7 +183,6 @@ int run(const Options& o, const MpiSession& session) {
     }
     options.isa = *isa;
   }
-  MpiCommunicator comm(session.tp_group(), std::chrono::seconds(600));
   const auto load_start = Clock::now();
   auto loaded = load_llama_model(o.model_dir, comm, options);
   if (!loaded.ok()) {
@@ -227,12 +229,12 @@ int run(const Options& o, const MpiSession& session) {
                             config.num_hidden_layers * kv_elements *
                             (options.kv_cache == KvCacheType::kBF16 ? 2 : 4);
     if (leader) {
-      std::printf(
-          "decode c=%d tok/s %.2f (per sequence %.2f) weights %.2f GB/s = %.0f%% of read "
-          "bandwidth, kv %.3f GB/step\n",
-          c, c * steps_per_second, steps_per_second, weight_bytes * steps_per_second / 1e9,
-          o.probe ? 100 * weight_bytes * steps_per_second / 1e9 / bandwidth.best_gbps : 0.0,
-          kv_bytes / 1e9);
+      const double weight_gbps = weight_bytes * steps_per_second / 1e9;
+      std::printf("decode c=%d tok/s %.2f (per sequence %.2f) weights %.2f GB/s", c,
+                  c * steps_per_second, steps_per_second, weight_gbps);
+      if (o.probe)
+        std::printf(" = %.0f%% of read bandwidth", 100 * weight_gbps / bandwidth.best_gbps);
+      std::printf(", kv %.3f GB/step\n", kv_bytes / 1e9);
       for (double t : times)
         std::printf("  decode c=%d round tok/s %.2f\n", c, c * o.decode_steps / t);
     }
