@@ -2,35 +2,22 @@
 // then, for a body that parses, Generation::prepare against a registry holding stories260K's
 // tokenizer and chat template: range checks, tokenization and template rendering, everything a
 // request goes through before it is routed to a shard.
-#include <fstream>
-#include <iterator>
-
 #include "coordinator/generation.h"
 #include "coordinator/openai_protocol.h"
+#include "tests/coordinator/test_cards.h"
 #include "tests/fuzz/fuzz_input.h"
 
 namespace {
-
-std::string read_asset(const std::string& name) {
-  std::ifstream in(std::string(SHARDWISE_SOURCE_DIR) + "/assets/models/stories260K/" + name);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
 
 shardwise::Generation& generation() {
   static shardwise::Registry registry(std::chrono::hours(1), 3, {});
   static shardwise::Metrics metrics;
   static const bool registered = [] {
-    shardwise::v1::ModelCard card;
-    card.set_name("stories");
-    card.set_address("127.0.0.1:1");  // never dialled: prepare() does not route
-    card.set_tokenizer_json(read_asset("tokenizer.json"));
+    // At an address never dialled: prepare() does not route.
+    shardwise::v1::ModelCard card = shardwise::test_card("127.0.0.1:1", "cpu", 1);
     card.set_tokenizer_config_json(
         R"({"bos_token": "<s>", "eos_token": "</s>", "chat_template": "{% for m in messages %})"
         R"({{ m.role ~ ': ' ~ m.content | trim }}{% endfor %}"})");
-    card.set_context_length(512);
-    card.set_vocab_size(512);
-    card.set_tp(1);
-    card.set_capacity(1);
     return registry.register_replica(card).ok();
   }();
   if (!registered) shardwise::fuzz::fail("the fixture model card does not register");
