@@ -50,11 +50,13 @@ Status read_float(const json& object, const char* key, double low, double high, 
   auto it = object.find(key);
   if (it == object.end() || it->is_null()) return ok_status();
   const double value = it->is_number() ? it->get<double>() : std::nan("");
-  if (!(value > low && value < high)) {
+  // Checked as the float it becomes: 1e-50 is above 0 as a double but 0 as a float.
+  const float narrowed = static_cast<float>(value);
+  if (!(value > low && value < high && narrowed > low && narrowed < high)) {
     return invalid_argument("key '{}' must be a number in ({}, {}), got {}", key, low, high,
                             it->dump());
   }
-  *out = static_cast<float>(value);
+  *out = narrowed;
   return ok_status();
 }
 

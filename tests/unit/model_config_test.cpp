@@ -102,6 +102,7 @@ TEST(LlamaConfig, ValuesOutsideTheirRangesAreRefused) {
   const std::pair<const char*, json> cases[] = {
       {"rms_norm_eps", 1e308},
       {"rms_norm_eps", 0},
+      {"rms_norm_eps", 1e-50},  // above 0, but 0 as a float
       {"rms_norm_eps", -1e-5},
       {"rms_norm_eps", 1.5},
       {"rms_norm_eps", "1e-5"},
