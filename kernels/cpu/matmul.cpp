@@ -152,7 +152,25 @@ void matmul_packed(float* out, const float* in, int m, const PackedMatrix& w, Cp
   }
 }
 
-// Decode: each thread reads its share of the rows once, in place.
+// Input rows up to which row-major weights are read in place by the row kernels, past which
+// packing them on the fly for the panel kernels pays. Measured with bench/cpu/matmul_bench on
+// the 1B layer shapes (Xeon, 2 threads): on AVX-512 the row kernels run at 145-185 GFLOP/s from
+// 16 to 64 rows against the packed path's 80-160, and even at 128; on AVX2 they are even at 16
+// rows and behind from 32 (80 against 105 GFLOP/s).
+int row_kernel_limit(CpuIsa isa) {
+  switch (isa) {
+    case CpuIsa::kAvx512:
+      return 64;
+    case CpuIsa::kAvx2:
+      return 16;
+    case CpuIsa::kScalar:
+      return detail::kMaxRowInputs;
+  }
+  return detail::kMaxRowInputs;
+}
+
+// Decode and small batches: each thread reads its share of the rows once, in place; with more
+// than one tile of inputs, block by block (matmul_row_tiling.h), each block reused from cache.
 void matmul_rows(float* out, const detail::PanelInput& input, const WeightMatrix& w, CpuIsa isa) {
   detail::RowWeights weights{};
   weights.type = w.type();
@@ -219,7 +237,7 @@ void matmul(float* out, const float* in, int m, const WeightMatrix& w, CpuIsa is
   if (w.is_packed()) return matmul_packed(out, in, m, w.packed_matrix(), isa, workspace);
   const detail::PanelInput input =
       prepare_input(in, m, w.type(), w.cols(), padded_inputs(w.type(), w.cols()), isa, workspace);
-  if (m <= detail::kMaxRowInputs) {
+  if (m <= row_kernel_limit(isa)) {
     matmul_rows(out, input, w, isa);
   } else {
     matmul_blocks(out, input, w, isa);

@@ -10,8 +10,10 @@ namespace shardwise::cpu {
 //  - Up to 8 input rows (a decode step) take one pass over the rows with every input's
 //    accumulators in registers: row-major weights are read in place, packed ones panel by
 //    panel.
-//  - More rows (prefill) are tiled so that each block of weights is reused from cache; blocks
-//    of row-major weights are first packed on the fly into the panel layout.
+//  - More rows are tiled so that each block of weights is reused from cache. Row-major weights
+//    are still read in place up to a limit of the instruction set's (64 rows on AVX-512, 16 on
+//    AVX2: batched decode, short prompts); past it (prefill) each block is first packed on the
+//    fly into the panel layout.
 //
 // Numerics by type: kF32/kF16 and kBF16 on scalar/AVX2 multiply fp32 inputs by the exact
 // weights; kBF16 on AVX-512 rounds the inputs to bf16 first (vdpbf16ps); kInt8 quantises each

@@ -26,9 +26,13 @@ struct Shape {
   int m, n, k;
 };
 
-// Odd sizes; k > 512 with m > 8 crosses the input blocking of prefill tiles.
-const Shape kShapes[] = {{1, 1, 1},    {1, 17, 65},  {2, 64, 34},    {3, 33, 250},
-                         {5, 100, 96}, {8, 70, 130}, {13, 129, 200}, {37, 50, 515}};
+// Odd sizes on both sides of each switch (matmul.h): 8 input rows (one row tile), the row
+// kernels' limit (16 on AVX2, 64 on AVX-512) past which row-major weights are packed on the
+// fly; k > 512 with packing crosses the input blocking of prefill tiles, and n x k of 2100
+// bf16 inputs spans several of the row kernels' 256 KiB weight blocks.
+const Shape kShapes[] = {{1, 1, 1},       {1, 17, 65},   {2, 64, 34},    {3, 33, 250},
+                         {5, 100, 96},    {8, 70, 130},  {13, 129, 200}, {16, 40, 70},
+                         {19, 129, 2100}, {37, 50, 515}, {64, 24, 33},   {70, 33, 100}};
 
 const WeightType kTypes[] = {WeightType::kF32, WeightType::kF16, WeightType::kBF16,
                              WeightType::kInt8};
