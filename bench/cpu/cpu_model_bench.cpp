@@ -26,6 +26,7 @@
 #include "comm/mpi_session.h"
 #include "common/logging.h"
 #include "kernels/cpu/cpu_threads.h"
+#include "kernels/cpu/matmul.h"
 #include "models/llama_model.h"
 
 namespace shardwise {
@@ -43,6 +44,7 @@ struct Options {
   int rounds = 3;
   int block_size = 16;
   bool probe = true;
+  bool amx = true;
 };
 
 using Clock = std::chrono::steady_clock;
@@ -165,6 +167,7 @@ int run(const Options& o, const MpiSession& session) {
   // bandwidth at TP=2 on 2 cores); the communicator's barrier sleeps while it waits.
   comm.barrier();
   cpu::set_cpu_threads(o.threads > 0 ? o.threads : session.config().cpu_threads_per_rank(cores));
+  cpu::allow_amx(o.amx);
 
   CpuModelOptions options;
   auto weight_type = parse_weight_dtype(o.weight_dtype);
@@ -263,6 +266,8 @@ int main(int argc, char** argv) {
   app.add_option("--concurrency", o.concurrency, "Sequences decoded together")->delimiter(',');
   app.add_option("--rounds", o.rounds, "Timed rounds (median)")->capture_default_str();
   app.add_flag("!--no-probe", o.probe, "Skip the read-bandwidth probe");
+  app.add_flag("!--no-amx", o.amx,
+               "Keep bf16 matmuls on the AVX-512 kernels where the CPU has AMX");
   CLI11_PARSE(app, argc, argv);
   auto session = shardwise::MpiSession::start(&argc, &argv, shardwise::MpiSession::kWholeWorld);
   if (!session.ok()) {

@@ -36,6 +36,7 @@ struct Options {
   std::vector<int> prefill_rows{128, 512};
   int repeats = 5;
   bool openblas = true;
+  bool amx = true;
 };
 
 struct LayerShape {
@@ -154,6 +155,7 @@ void bench_openblas(const Options& o, const LayerShape& s, const std::vector<flo
 
 int run(const Options& o) {
   cpu::set_cpu_threads(o.threads);
+  cpu::allow_amx(o.amx);
   openblas_set_num_threads(o.threads > 0 ? o.threads : openblas_get_num_procs());
   cpu::CpuIsa isa = cpu::best_cpu_isa();
   if (!o.isa.empty()) {
@@ -201,6 +203,8 @@ int main(int argc, char** argv) {
   app.add_option("--prefill-rows", o.prefill_rows, "Input rows of prefill")->delimiter(',');
   app.add_option("--repeats", o.repeats, "Timed runs (median)")->capture_default_str();
   app.add_flag("!--no-openblas", o.openblas, "Skip the OpenBLAS comparison");
+  app.add_flag("!--no-amx", o.amx,
+               "Keep bf16 matmuls on the AVX-512 kernels where the CPU has AMX");
   CLI11_PARSE(app, argc, argv);
   return shardwise::run(o);
 }

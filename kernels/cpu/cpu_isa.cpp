@@ -1,5 +1,9 @@
 #include "kernels/cpu/cpu_isa.h"
 
+#include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <fstream>
 #include <span>
 
@@ -34,7 +38,29 @@ bool has(std::string_view name) {
   return false;
 }
 
+// CPUID leaf 7 EDX bits 22 (AMX-BF16) and 24 (AMX-TILE); XCR0 bits 17-18 (the OS saves the
+// tile state); Linux's permission for this process to use it (ARCH_REQ_XCOMP_PERM of
+// XFEATURE_XTILEDATA, arch/x86/include/uapi/asm/prctl.h).
+bool request_amx_bf16() {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx) == 0) return false;
+  if ((edx >> 22 & 1) == 0 || (edx >> 24 & 1) == 0) return false;
+  __get_cpuid(1, &eax, &ebx, &ecx, &edx);
+  if ((ecx >> 27 & 1) == 0) return false;  // OSXSAVE: xgetbv is there
+  unsigned xcr0_low = 0, xcr0_high = 0;
+  __asm__ volatile("xgetbv" : "=a"(xcr0_low), "=d"(xcr0_high) : "c"(0));
+  if ((xcr0_low >> 17 & 3) != 3) return false;
+  constexpr long kArchReqXcompPerm = 0x1023;
+  constexpr long kXfeatureXtiledata = 18;
+  return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+}
+
 }  // namespace
+
+bool amx_bf16_usable() {
+  static const bool usable = cpu_supports(CpuIsa::kAvx512) && request_amx_bf16();
+  return usable;
+}
 
 bool cpu_supports(CpuIsa isa) {
   switch (isa) {
@@ -88,6 +114,7 @@ std::string cpu_description() {
   for (const Feature& feature : features()) {
     if (feature.present) described += std::string(" ") + feature.name;
   }
+  if (amx_bf16_usable()) described += " amx_bf16";
   return described;
 }
 

@@ -20,11 +20,17 @@ bool cpu_supports(CpuIsa isa);
 // The widest instruction set this CPU supports.
 CpuIsa best_cpu_isa();
 
+// Whether the AVX-512 matmul may use AMX tiles for bf16 (Sapphire Rapids and later): the CPU
+// has AMX-TILE and AMX-BF16 and Linux grants this process the tile state (arch_prctl
+// ARCH_REQ_XCOMP_PERM, asked once, on the first call).
+bool amx_bf16_usable();
+
 std::string_view cpu_isa_name(CpuIsa isa);  // "scalar", "avx2", "avx512"
 std::optional<CpuIsa> cpu_isa_from_name(std::string_view name);
 
 // "AMD EPYC 9R14 ... | avx2 fma f16c avx512f avx512bw avx512vl avx512_bf16 avx512_vnni": the
-// model name from /proc/cpuinfo and the features the kernels look at, for benchmark reports.
+// model name from /proc/cpuinfo and the features the kernels look at (amx_bf16 where usable),
+// for benchmark reports.
 std::string cpu_description();
 
 }  // namespace shardwise::cpu

@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -22,7 +23,15 @@ struct Workspace {
   std::vector<std::uint8_t> q_abs;
   std::vector<float> q_scale;
   std::vector<std::int32_t> q_offset;
+  std::vector<std::uint32_t> pairs;
 };
+
+std::atomic<bool> amx_allowed{true};
+
+// Input rows from which AMX takes bf16 weights from the AVX-512 row kernels (matmul_bench, 1B
+// layer shapes, Xeon, 2 threads): at 4 and 8 rows the row kernels are compute-bound (75-85% and
+// 45-50% of the read bandwidth) and AMX streams the weights at 80-95%; at 2 both are at it.
+constexpr int kAmxMinRows = 4;
 
 template <typename T>
 T* sized(std::vector<T>& buffer, std::size_t size) {
@@ -169,9 +178,7 @@ int row_kernel_limit(CpuIsa isa) {
   return detail::kMaxRowInputs;
 }
 
-// Decode and small batches: each thread reads its share of the rows once, in place; with more
-// than one tile of inputs, block by block (matmul_row_tiling.h), each block reused from cache.
-void matmul_rows(float* out, const detail::PanelInput& input, const WeightMatrix& w, CpuIsa isa) {
+detail::RowWeights row_weights(const WeightMatrix& w) {
   detail::RowWeights weights{};
   weights.type = w.type();
   weights.cols = w.cols();
@@ -182,6 +189,13 @@ void matmul_rows(float* out, const detail::PanelInput& input, const WeightMatrix
     weights.stride[p] = part.row_stride * dtype_size(part.dtype);
     weights.part_rows[p] = static_cast<int>(part.rows);
   }
+  return weights;
+}
+
+// Decode and small batches: each thread reads its share of the rows once, in place; with more
+// than one tile of inputs, block by block (matmul_row_tiling.h), each block reused from cache.
+void matmul_rows(float* out, const detail::PanelInput& input, const WeightMatrix& w, CpuIsa isa) {
+  const detail::RowWeights weights = row_weights(w);
   const detail::RowKernel kernel = row_kernel(isa);
 #pragma omp parallel if (w.rows() >= 64)
   {
@@ -228,13 +242,60 @@ void matmul_blocks(float* out, const detail::PanelInput& input, const WeightMatr
   }
 }
 
+// bf16 weights against 4 or more input rows on a CPU with AMX: the inputs as
+// bf16 pairs (AmxInput), 16 rows at a time so that each pair of inputs fills one 64-byte line;
+// the threads split the weights in groups of 32 rows, the two tiles of a step.
+void matmul_amx(float* out, const float* in, int m, const WeightMatrix& w, Workspace& ws) {
+  constexpr int kRowsPerLine = 16, kRowsPerStep = 32, kInputsPerChunk = 512;
+  const int cols = w.cols();
+  const int k_padded = (cols + 31) / 32 * 32;
+  const int m_padded = (m + kRowsPerLine - 1) / kRowsPerLine * kRowsPerLine;
+  std::uint32_t* pairs = sized(ws.pairs, static_cast<std::size_t>(k_padded / 2) * m_padded);
+  const int lines = m_padded / kRowsPerLine,
+            chunks = (k_padded / 2 + kInputsPerChunk - 1) / kInputsPerChunk;
+#pragma omp parallel for collapse(2) if (lines * chunks > 1)
+  for (int line = 0; line < lines; ++line) {
+    for (int chunk = 0; chunk < chunks; ++chunk) {
+      const int j_end = std::min((chunk + 1) * kInputsPerChunk, k_padded / 2);
+      for (int j = chunk * kInputsPerChunk; j < j_end; ++j) {
+        std::uint32_t* pair = pairs + static_cast<std::size_t>(j) * m_padded + line * kRowsPerLine;
+        for (int r = 0; r < kRowsPerLine; ++r) {
+          const int i = line * kRowsPerLine + r, k = 2 * j;
+          const float* row = in + static_cast<std::size_t>(i) * cols;
+          const std::uint32_t low = i < m && k < cols ? f32_to_bf16(row[k]) : 0;
+          const std::uint32_t high = i < m && k + 1 < cols ? f32_to_bf16(row[k + 1]) : 0;
+          pair[r] = low | high << 16;
+        }
+      }
+    }
+  }
+  const detail::RowWeights weights = row_weights(w);
+  const detail::AmxInput input{pairs, m, m_padded, k_padded};
+  const int groups = (w.rows() + kRowsPerStep - 1) / kRowsPerStep;
+#pragma omp parallel if (groups > 1)
+  {
+    const auto [begin, end] = thread_share(groups);
+    if (begin < end) {
+      detail::matmul_rows_amx(weights, input, out, w.rows(), begin * kRowsPerStep,
+                              std::min(end * kRowsPerStep, w.rows()));
+    }
+  }
+}
+
 }  // namespace
+
+void allow_amx(bool allowed) { amx_allowed = allowed; }
+
+bool amx_in_use() { return amx_allowed && amx_bf16_usable(); }
 
 void matmul(float* out, const float* in, int m, const WeightMatrix& w, CpuIsa isa) {
   if (m <= 0) return;
   SW_CHECK(cpu_supports(isa));
   thread_local Workspace workspace;
   if (w.is_packed()) return matmul_packed(out, in, m, w.packed_matrix(), isa, workspace);
+  if (w.type() == WeightType::kBF16 && isa == CpuIsa::kAvx512 && m >= kAmxMinRows && amx_in_use()) {
+    return matmul_amx(out, in, m, w, workspace);
+  }
   const detail::PanelInput input =
       prepare_input(in, m, w.type(), w.cols(), padded_inputs(w.type(), w.cols()), isa, workspace);
   if (m <= row_kernel_limit(isa)) {

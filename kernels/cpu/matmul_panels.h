@@ -77,4 +77,19 @@ void matmul_rows_avx2(const RowWeights& weights, const PanelInput& input, float*
 void matmul_rows_avx512(const RowWeights& weights, const PanelInput& input, float* out,
                         int out_stride, int row_begin, int row_end);
 
+// The inputs as matmul_amx.cpp's B operand: each row rounded to bf16, zero-padded to k_padded
+// (a multiple of 32), and stored as pairs of consecutive inputs, input rows innermost and
+// zero-padded to m_padded (a multiple of 16).
+struct AmxInput {
+  const std::uint32_t* pairs;  // [k_padded / 2][m_padded]: bf16 (row, 2j) | (row, 2j + 1) << 16
+  int m;
+  int m_padded;
+  int k_padded;
+};
+
+// out[i][n] = sum_k in[i][k] * W[n][k] for the rows n in [row_begin, row_end) of a row-major
+// bf16 matrix, in AMX tiles (only where amx_bf16_usable()).
+void matmul_rows_amx(const RowWeights& weights, const AmxInput& input, float* out, int out_stride,
+                     int row_begin, int row_end);
+
 }  // namespace shardwise::cpu::detail

@@ -26,13 +26,15 @@ struct Shape {
   int m, n, k;
 };
 
-// Odd sizes on both sides of each switch (matmul.h): 8 input rows (one row tile), the row
-// kernels' limit (16 on AVX2, 64 on AVX-512) past which row-major weights are packed on the
-// fly; k > 512 with packing crosses the input blocking of prefill tiles, and n x k of 2100
-// bf16 inputs spans several of the row kernels' 256 KiB weight blocks.
-const Shape kShapes[] = {{1, 1, 1},       {1, 17, 65},   {2, 64, 34},    {3, 33, 250},
-                         {5, 100, 96},    {8, 70, 130},  {13, 129, 200}, {16, 40, 70},
-                         {19, 129, 2100}, {37, 50, 515}, {64, 24, 33},   {70, 33, 100}};
+// Odd sizes on both sides of each switch (matmul.h): 4 input rows (AMX from there, where it
+// is on), 8 (one row tile), the row kernels' limit (16 on AVX2, 64 on AVX-512) past which
+// row-major weights are packed on the fly; k > 512 with packing crosses the input blocking of
+// prefill tiles, and n x k of 2100 bf16 inputs spans several of the row kernels' 256 KiB
+// weight blocks; k a multiple of 32 lets AMX read whole 16-row groups in place (the others it
+// copies), m past 16 and 32 pairs of input tiles.
+const Shape kShapes[] = {{1, 1, 1},    {1, 17, 65},   {2, 64, 34},    {3, 33, 250}, {4, 33, 32},
+                         {5, 100, 96}, {8, 70, 130},  {13, 129, 200}, {16, 40, 70}, {19, 129, 2100},
+                         {21, 77, 96}, {37, 50, 515}, {40, 50, 64},   {64, 24, 33}, {70, 33, 100}};
 
 const WeightType kTypes[] = {WeightType::kF32, WeightType::kF16, WeightType::kBF16,
                              WeightType::kInt8};
@@ -115,14 +117,28 @@ std::vector<float> run(const std::vector<float>& in, int m, const WeightMatrix& 
   return out;
 }
 
-class MatmulTest : public ::testing::TestWithParam<CpuIsa> {
+// A path of the matmul: an instruction set, and on AVX-512 with or without AMX tiles (which
+// take bf16 row-major weights from 4 input rows where the CPU has them).
+struct MatmulPath {
+  CpuIsa isa;
+  bool amx;
+};
+
+class MatmulTest : public ::testing::TestWithParam<MatmulPath> {
  protected:
   void SetUp() override {
-    if (!cpu::cpu_supports(GetParam())) {
-      GTEST_SKIP() << "this CPU lacks " << cpu::cpu_isa_name(GetParam()) << " ("
+    if (!cpu::cpu_supports(GetParam().isa)) {
+      GTEST_SKIP() << "this CPU lacks " << cpu::cpu_isa_name(GetParam().isa) << " ("
                    << cpu::cpu_description() << ")";
     }
+    if (GetParam().amx && !cpu::amx_bf16_usable()) {
+      GTEST_SKIP() << "this CPU (or its kernel) gives no AMX-BF16 (" << cpu::cpu_description()
+                   << ")";
+    }
+    cpu::allow_amx(GetParam().amx);
   }
+  void TearDown() override { cpu::allow_amx(true); }
+  CpuIsa isa() const { return GetParam().isa; }
 };
 
 TEST_P(MatmulTest, MatchesDoubleReferenceOnOddSizes) {
@@ -134,9 +150,8 @@ TEST_P(MatmulTest, MatchesDoubleReferenceOnOddSizes) {
         const auto weight = testing::random_normal(static_cast<std::size_t>(s.n) * s.k, rng);
         TestWeight w;
         make_weight(w, weight, s.n, s.k, type, packed);
-        const auto expected =
-            reference(effective_inputs(in, s.m, s.k, type, GetParam()), w.matrix, s.m);
-        EXPECT_TRUE(testing::close_by_relative_error(run(in, s.m, w.matrix, GetParam()), expected,
+        const auto expected = reference(effective_inputs(in, s.m, s.k, type, isa()), w.matrix, s.m);
+        EXPECT_TRUE(testing::close_by_relative_error(run(in, s.m, w.matrix, isa()), expected,
                                                      Tolerance::kF32Kernel))
             << cpu::weight_type_name(type) << (packed ? " packed" : " row-major") << " m=" << s.m
             << " n=" << s.n << " k=" << s.k;
@@ -146,28 +161,30 @@ TEST_P(MatmulTest, MatchesDoubleReferenceOnOddSizes) {
 }
 
 // Row-major parts stacked by rows (q|k|v read in place), each a column slice of a wider
-// tensor (a row-parallel rank's share), on both the decode and the prefill path.
+// tensor (a row-parallel rank's share), on both the decode and the prefill path; with 64
+// inputs, AMX reads the 16-row groups that lie in one part in place.
 TEST_P(MatmulTest, RowMajorPartsAndColumnSlices) {
-  const int k = 37, wide = 50, offset = 6;
-  std::mt19937 rng(17);
-  std::vector<std::vector<std::uint16_t>> tensors;
-  std::vector<cpu::MatrixRows> parts;
-  for (int rows : {19, 5, 40}) {
-    auto values = testing::random_normal(static_cast<std::size_t>(rows) * wide, rng);
-    tensors.emplace_back();
-    for (float value : values) tensors.back().push_back(f32_to_bf16(value));
-    parts.push_back({reinterpret_cast<const std::byte*>(tensors.back().data() + offset),
-                     DType::kBF16, rows, wide});
-  }
-  const WeightMatrix w = WeightMatrix::row_major(parts, k);
-  ASSERT_EQ(w.rows(), 64);
-  for (int m : {3, 11}) {
-    const auto in = testing::random_normal(static_cast<std::size_t>(m) * k, rng);
-    const auto expected =
-        reference(effective_inputs(in, m, k, WeightType::kBF16, GetParam()), w, m);
-    EXPECT_TRUE(testing::close_by_relative_error(run(in, m, w, GetParam()), expected,
-                                                 Tolerance::kF32Kernel))
-        << "m=" << m;
+  for (const int k : {37, 64}) {
+    const int wide = k + 13, offset = 6;
+    std::mt19937 rng(17 + k);
+    std::vector<std::vector<std::uint16_t>> tensors;
+    std::vector<cpu::MatrixRows> parts;
+    for (int rows : {19, 5, 40}) {
+      auto values = testing::random_normal(static_cast<std::size_t>(rows) * wide, rng);
+      tensors.emplace_back();
+      for (float value : values) tensors.back().push_back(f32_to_bf16(value));
+      parts.push_back({reinterpret_cast<const std::byte*>(tensors.back().data() + offset),
+                       DType::kBF16, rows, wide});
+    }
+    const WeightMatrix w = WeightMatrix::row_major(parts, k);
+    ASSERT_EQ(w.rows(), 64);
+    for (int m : {3, 11, 40}) {
+      const auto in = testing::random_normal(static_cast<std::size_t>(m) * k, rng);
+      const auto expected = reference(effective_inputs(in, m, k, WeightType::kBF16, isa()), w, m);
+      EXPECT_TRUE(
+          testing::close_by_relative_error(run(in, m, w, isa()), expected, Tolerance::kF32Kernel))
+          << "m=" << m << " k=" << k;
+    }
   }
 }
 
@@ -179,17 +196,19 @@ TEST_P(MatmulTest, Int8EqualsTheScalarPath) {
     const auto in = testing::random_normal(static_cast<std::size_t>(s.m) * s.k, rng);
     const auto weight = testing::random_normal(static_cast<std::size_t>(s.n) * s.k, rng);
     const WeightMatrix w = WeightMatrix::packed(pack_f32(weight, s.n, s.k, WeightType::kInt8));
-    EXPECT_TRUE(testing::close_by_relative_error(run(in, s.m, w, GetParam()),
+    EXPECT_TRUE(testing::close_by_relative_error(run(in, s.m, w, isa()),
                                                  run(in, s.m, w, CpuIsa::kScalar), 1e-6))
         << "m=" << s.m << " n=" << s.n << " k=" << s.k;
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(AllIsas, MatmulTest,
-                         ::testing::Values(CpuIsa::kScalar, CpuIsa::kAvx2, CpuIsa::kAvx512),
-                         [](const auto& info) {
-                           return std::string(cpu::cpu_isa_name(info.param));
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    AllIsas, MatmulTest,
+    ::testing::Values(MatmulPath{CpuIsa::kScalar, false}, MatmulPath{CpuIsa::kAvx2, false},
+                      MatmulPath{CpuIsa::kAvx512, false}, MatmulPath{CpuIsa::kAvx512, true}),
+    [](const auto& info) {
+      return std::string(info.param.amx ? "amx" : cpu::cpu_isa_name(info.param.isa));
+    });
 
 // The precision each type keeps of fp32 weights, on normal random data: the packed values
 // against the originals, and the product against the fp32 one.
