@@ -57,6 +57,12 @@ void Replica::close_session() {
   if (session_) session_->close();
 }
 
+void Replica::end_session() {
+  std::lock_guard lock(session_mutex_);
+  if (session_) session_->close();
+  session_.reset();
+}
+
 v1::EngineMetrics Replica::engine_metrics() const {
   std::lock_guard lock(engine_metrics_mutex_);
   return engine_metrics_;
@@ -99,6 +105,14 @@ RegistryOptions with_heartbeats(std::chrono::milliseconds interval, int missed,
 Registry::Registry(std::chrono::milliseconds heartbeat_interval, int missed_heartbeats,
                    RouterOptions router)
     : Registry(with_heartbeats(heartbeat_interval, missed_heartbeats, router)) {}
+
+Registry::~Registry() {
+  for (const auto& replica : replicas()) replica->end_session();
+  constexpr std::chrono::seconds kSessionsEnd{10};
+  if (!ReplicaSession::wait_until_none_left(kSessionsEnd)) {
+    log()->warn("replica streams still open {} s after they were closed", kSessionsEnd.count());
+  }
+}
 
 void Registry::expect_models(const std::vector<std::string>& models) {
   std::lock_guard lock(mutex_);

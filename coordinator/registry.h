@@ -54,6 +54,8 @@ struct Replica {
   // Breaks the stream, ending its requests, so that none waits on a replica that stopped
   // heartbeating or was replaced.
   void close_session();
+  // Breaks the stream and lets go of it (the registry's teardown).
+  void end_session();
   // The engine's counters from the last heartbeat (empty before the first, or from leaders
   // older than EngineMetrics).
   v1::EngineMetrics engine_metrics() const;
@@ -113,6 +115,11 @@ class Registry {
   explicit Registry(RegistryOptions options, std::shared_ptr<const ShardDialer> dialer = nullptr);
   Registry(std::chrono::milliseconds heartbeat_interval, int missed_heartbeats,
            RouterOptions router);
+  // Ends every replica's stream and waits (up to 10 s) for all sessions to go before the
+  // replicas' channels do (ReplicaSession::wait_until_none_left says why).
+  ~Registry();
+  Registry(const Registry&) = delete;
+  Registry& operator=(const Registry&) = delete;
 
   // Models that must be served: each is listed (with no replicas) until one registers, and
   // serving() stays false until each has a live replica. They are never freed.

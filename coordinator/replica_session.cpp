@@ -1,5 +1,6 @@
 #include "coordinator/replica_session.h"
 
+#include <condition_variable>
 #include <optional>
 
 namespace shardwise {
@@ -9,7 +10,38 @@ bool is_last(const v1::ShardRequestUpdate& update) {
   return !update.finish_reason().empty() || update.error_code() != 0;
 }
 
+// The sessions alive in the process (wait_until_none_left).
+struct LiveSessions {
+  std::mutex mutex;
+  std::condition_variable none_left;
+  int count = 0;  // guarded by mutex
+};
+
+// Never destroyed: a session may outlive main() on a gRPC thread.
+LiveSessions& live_sessions() {
+  static auto* sessions = new LiveSessions;
+  return *sessions;
+}
+
 }  // namespace
+
+ReplicaSession::LiveMark::LiveMark() {
+  LiveSessions& live = live_sessions();
+  std::lock_guard lock(live.mutex);
+  ++live.count;
+}
+
+ReplicaSession::LiveMark::~LiveMark() {
+  LiveSessions& live = live_sessions();
+  std::lock_guard lock(live.mutex);
+  if (--live.count == 0) live.none_left.notify_all();
+}
+
+bool ReplicaSession::wait_until_none_left(std::chrono::milliseconds timeout) {
+  LiveSessions& live = live_sessions();
+  std::unique_lock lock(live.mutex);
+  return live.none_left.wait_for(lock, timeout, [&] { return live.count == 0; });
+}
 
 struct ReplicaSession::Entry {
   explicit Entry(std::shared_ptr<ShardRequestListener> l) : listener(std::move(l)) {}

@@ -7,6 +7,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <atomic>
+#include <chrono>
 #include <deque>
 #include <memory>
 #include <mutex>
@@ -59,6 +60,15 @@ class ReplicaSession final
   void close();
   bool broken() const;
 
+  // Waits up to `timeout` until every session in the process has been destroyed; false if some
+  // are left. A session holds its channel until then, and is often let go of last on one of
+  // gRPC's callback threads. gRPC 1.51 runs every callback on threads of one process-wide queue
+  // that it stops, joins and frees when the last channel or server using it goes: done from one
+  // of those threads, the thread frees the queue it is still reading (an ASan double free in
+  // grpc_cq_internal_unref). Whoever lets go of a channel that sessions use, and with it perhaps
+  // of the last user of that queue, closes them and waits here first.
+  static bool wait_until_none_left(std::chrono::milliseconds timeout);
+
   void OnReadDone(bool ok) override;
   void OnWriteDone(bool ok) override;
   void OnDone(const grpc::Status& status) override;
@@ -77,6 +87,16 @@ class ReplicaSession final
   // the caller must RemoveHold().
   bool release_hold_locked();
 
+  // Counts this session among the live ones from construction until every other member,
+  // context_ and its channel among them, has been destroyed: the first member, the last to go.
+  struct LiveMark {
+    LiveMark();
+    ~LiveMark();
+    LiveMark(const LiveMark&) = delete;
+    LiveMark& operator=(const LiveMark&) = delete;
+  };
+
+  const LiveMark live_mark_;
   const std::string replica_;
   const std::shared_ptr<std::atomic<int64_t>> last_seen_;
   grpc::ClientContext context_;

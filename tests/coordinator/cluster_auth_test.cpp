@@ -10,7 +10,9 @@
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
+#include <condition_variable>
 #include <fstream>
+#include <optional>
 
 #include "common/secret.h"
 #include "coordinator/grpc_services.h"
@@ -45,6 +47,8 @@ class ClusterAuthTest : public ::testing::Test {
   }
   ~ClusterAuthTest() override {
     server_->Shutdown(std::chrono::system_clock::now());
+    // The sessions go before the channel they use (ReplicaSession::wait_until_none_left).
+    EXPECT_TRUE(ReplicaSession::wait_until_none_left(std::chrono::seconds(10)));
     loop_.stop();
   }
 
@@ -125,31 +129,67 @@ TEST_F(ClusterAuthTest, TheShardServesOnlyCallersWithTheToken) {
   EXPECT_EQ(identity.instance_digest(), sha256_hex(kInstanceSecret));
 }
 
+// Records how a request ended, and counts its tokens.
+struct EndListener : ShardRequestListener {
+  bool on_update(const v1::ShardRequestUpdate& update) override {
+    std::lock_guard lock(mutex);
+    tokens += update.tokens_size();
+    cv.notify_all();
+    return false;
+  }
+  void on_end(const Status& s) override {
+    std::lock_guard lock(mutex);
+    status = s;
+    ended = true;
+    cv.notify_all();
+  }
+  // The end status, or nullopt when it did not end within 10 s.
+  std::optional<Status> wait_for_end() {
+    std::unique_lock lock(mutex);
+    if (!cv.wait_for(lock, std::chrono::seconds(10), [&] { return ended; })) return std::nullopt;
+    return status;
+  }
+  bool wait_for_tokens() {
+    std::unique_lock lock(mutex);
+    return cv.wait_for(lock, std::chrono::seconds(10), [&] { return tokens > 0 || ended; });
+  }
+  std::mutex mutex;
+  std::condition_variable cv;
+  int tokens = 0;
+  bool ended = false;
+  Status status;
+};
+
 TEST_F(ClusterAuthTest, TheCoordinatorsSessionPresentsTheToken) {
   ShardDialer dialer(kToken);
   std::shared_ptr<std::atomic<int64_t>> last_seen = std::make_shared<std::atomic<int64_t>>(0);
   auto session = ReplicaSession::open(*shard_, "replica", {&dialer, last_seen});
-  struct Listener : ShardRequestListener {
-    bool on_update(const v1::ShardRequestUpdate&) override { return false; }
-    void on_end(const Status& s) override {
-      std::lock_guard lock(mutex);
-      status = s;
-      ended = true;
-      cv.notify_all();
-    }
-    std::mutex mutex;
-    std::condition_variable cv;
-    bool ended = false;
-    Status status;
-  };
-  auto listener = std::make_shared<Listener>();
+  auto listener = std::make_shared<EndListener>();
   ASSERT_TRUE(session->start(tiny_request(4), listener).ok());
-  std::unique_lock lock(listener->mutex);
-  ASSERT_TRUE(
-      listener->cv.wait_for(lock, std::chrono::seconds(10), [&] { return listener->ended; }));
-  EXPECT_TRUE(listener->status.ok()) << listener->status.to_string();
+  std::optional<Status> status = listener->wait_for_end();
+  ASSERT_TRUE(status.has_value());
+  EXPECT_TRUE(status->ok()) << status->to_string();
   // Each message from the shard was a sign of life.
   EXPECT_GT(last_seen->load(), 0);
+}
+
+// A registry going away ends its replicas' streams and is gone only once their sessions are:
+// they hold the channels of its replicas, which must not be let go of last on a gRPC callback
+// thread (ReplicaSession::wait_until_none_left).
+TEST_F(ClusterAuthTest, ARegistryOutlivesItsReplicasSessions) {
+  auto listener = std::make_shared<EndListener>();
+  {
+    Registry registry(registry_options(), std::make_shared<const ShardDialer>(kToken));
+    ASSERT_TRUE(registry.register_replica(card(kInstanceSecret)).ok());
+    std::shared_ptr<ReplicaSession> session = registry.replicas().at(0)->session();
+    ASSERT_TRUE(session->start(tiny_request(400), listener).ok());
+    ASSERT_TRUE(listener->wait_for_tokens());
+  }
+  EXPECT_TRUE(ReplicaSession::wait_until_none_left(std::chrono::milliseconds(0)))
+      << "a session outlived its registry";
+  std::optional<Status> status = listener->wait_for_end();
+  ASSERT_TRUE(status.has_value());
+  EXPECT_EQ(status->code(), StatusCode::kUnavailable) << status->to_string();
 }
 
 TEST_F(ClusterAuthTest, TheRegistryServesOnlyCallersWithTheToken) {

@@ -108,6 +108,8 @@ class ReplicaSessionTest : public ::testing::Test {
   }
   ~ReplicaSessionTest() override {
     server_->Shutdown(std::chrono::system_clock::now());
+    // The sessions go before the channel they use (ReplicaSession::wait_until_none_left).
+    EXPECT_TRUE(ReplicaSession::wait_until_none_left(std::chrono::seconds(10)));
     loop_.stop();
   }
 
