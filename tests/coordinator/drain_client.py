@@ -96,7 +96,9 @@ def main():
     parser.add_argument("--http", required=True)
     parser.add_argument("--mpirun-pid", type=int, required=True)
     parser.add_argument("--streams", type=int, default=8)
-    parser.add_argument("--max-tokens", type=int, default=96)
+    # Streams long enough (~0.3 s each here) to outlast the /health probe that sees the
+    # deregistration: with 96 tokens, a loaded machine once saw every stream end before it.
+    parser.add_argument("--max-tokens", type=int, default=384)
     args = parser.parse_args()
 
     deadline = time.time() + 120
