@@ -5,6 +5,7 @@
 
 #include "tokenizer/byte_level.h"
 #include "tokenizer/regex.h"
+#include "tokenizer/spec_limits.h"
 #include "tokenizer/utf8.h"
 
 namespace shardwise::tokenizer {
@@ -236,9 +237,10 @@ StatusOr<std::unique_ptr<Decoder>> make_decoder(const json& spec) {
     // Each step strips one copy of content: an empty one would strip nothing, start times over.
     std::string content = spec.at("content").get<std::string>();
     if (content.empty()) return invalid_argument("Strip decoder: empty content");
+    SW_ASSIGN_OR_RETURN(const std::size_t start, count_from_json(spec, "start", "Strip decoder"));
+    SW_ASSIGN_OR_RETURN(const std::size_t stop, count_from_json(spec, "stop", "Strip decoder"));
     return std::unique_ptr<Decoder>(
-        std::make_unique<StripDecoder>(std::move(content), spec.value("start", std::size_t{0}),
-                                       spec.value("stop", std::size_t{0})));
+        std::make_unique<StripDecoder>(std::move(content), start, stop));
   }
   if (type == "Metaspace") return make_metaspace(spec);
   return unimplemented("decoder type '{}' is not supported", type);

@@ -26,6 +26,17 @@ StatusOr<int32_t> token_id_from_json(const nlohmann::json& value, std::string_vi
                           kMaxTokenId);
 }
 
+StatusOr<std::size_t> count_from_json(const nlohmann::json& spec, const char* key,
+                                      std::string_view what) {
+  const auto it = spec.find(key);
+  if (it == spec.end()) return std::size_t{0};
+  if (!it->is_number_unsigned()) {
+    return invalid_argument("{}: '{}' must be a non-negative integer, got {}", what, key,
+                            it->dump());
+  }
+  return static_cast<std::size_t>(it->get<uint64_t>());
+}
+
 Status check_pipeline_size(const nlohmann::json& section, std::string_view what) {
   const std::size_t steps = count_steps(section);
   if (steps > kMaxPipelineSteps) {

@@ -27,6 +27,12 @@ inline constexpr int32_t kMaxTokenId = (1 << 24) - 1;
 // A token id in one of these files: an integer in [0, kMaxTokenId], never narrowed.
 StatusOr<int32_t> token_id_from_json(const nlohmann::json& value, std::string_view what);
 
+// A count at `key` of `spec` (a Strip decoder's start and stop): 0 when absent, else a
+// non-negative integer. A fraction, a sign or a number past uint64 (parsed as a double, whose
+// conversion would be undefined) is INVALID_ARGUMENT.
+StatusOr<std::size_t> count_from_json(const nlohmann::json& spec, const char* key,
+                                      std::string_view what);
+
 // INVALID_ARGUMENT when `section` (a normalizer, pre_tokenizer, decoder or post_processor
 // object, Sequences nested in it included) has more than kMaxPipelineSteps steps.
 Status check_pipeline_size(const nlohmann::json& section, std::string_view what);

@@ -1,6 +1,7 @@
 #include "shard/cli/batch_requests.h"
 
 #include <algorithm>
+#include <limits>
 #include <type_traits>
 
 #include "shard/cli/openai_batch.h"
@@ -10,7 +11,18 @@ namespace {
 
 using nlohmann::json;
 
-// Reads `key` into `out` when present; a value of the wrong JSON type is an error.
+// Whether the JSON integer `value` is a T: get<T>() wraps one that is not (2^32 + 1 into 1).
+template <typename T>
+bool fits(const json& value) {
+  if (value.is_number_unsigned()) {
+    return value.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<T>::max());
+  }
+  return std::is_signed_v<T> &&
+         value.get<int64_t>() >= static_cast<int64_t>(std::numeric_limits<T>::min());
+}
+
+// Reads `key` into `out` when present; a value of the wrong JSON type, or an integer out of
+// T's range, is an error.
 template <typename T>
 Status read_number(const json& line, const char* key, T& out) {
   const auto it = line.find(key);
@@ -22,6 +34,9 @@ Status read_number(const json& line, const char* key, T& out) {
   } else {
     if (!it->is_number_integer()) return invalid_argument("\"{}\" must be an integer", key);
   }
+  if constexpr (std::is_integral_v<T>) {
+    if (!fits<T>(*it)) return invalid_argument("\"{}\" is out of range: {}", key, it->dump());
+  }
   out = it->get<T>();
   return ok_status();
 }
@@ -31,7 +46,9 @@ Status read_token_ids(const json& line, const char* key, std::vector<int32_t>& o
   if (it == line.end()) return ok_status();
   if (!it->is_array()) return invalid_argument("\"{}\" must be an array of token ids", key);
   for (const json& id : *it) {
-    if (!id.is_number_integer()) return invalid_argument("\"{}\" must hold integers", key);
+    if (!is_int32(id)) {
+      return invalid_argument("\"{}\" must hold token ids, got {}", key, id.dump());
+    }
     out.push_back(id.get<int32_t>());
   }
   return ok_status();
@@ -75,6 +92,8 @@ Status read_logit_bias(const json& line, SamplingParams& params) {
 
 }  // namespace
 
+bool is_int32(const json& value) { return value.is_number_integer() && fits<int32_t>(value); }
+
 Status read_sampling(const json& line, SamplingParams& params, std::vector<std::string>& stop) {
   SW_RETURN_IF_ERROR(read_number(line, "max_tokens", params.max_tokens));
   SW_RETURN_IF_ERROR(read_number(line, "temperature", params.temperature));
@@ -91,7 +110,9 @@ Status read_sampling(const json& line, SamplingParams& params, std::vector<std::
     params.ignore_eos = it->get<bool>();
   }
   if (const auto it = line.find("logprobs"); it != line.end() && !it->is_null()) {
-    if (!it->is_number_integer()) return invalid_argument("\"logprobs\" must be an integer");
+    if (!it->is_number_integer() || !fits<int>(*it)) {
+      return invalid_argument("\"logprobs\" must be an integer, got {}", it->dump());
+    }
     params.logprobs = it->get<int>();
   }
   SW_RETURN_IF_ERROR(read_stop(line, stop));

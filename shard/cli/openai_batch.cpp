@@ -28,8 +28,7 @@ Status read_prompt(const json& body, BatchItem& item) {
   if (it->is_string()) {
     item.prompt = it->get<std::string>();
   } else if (it->is_array() && !it->empty() &&
-             std::all_of(it->begin(), it->end(),
-                         [](const json& v) { return v.is_number_integer(); })) {
+             std::all_of(it->begin(), it->end(), [](const json& v) { return is_int32(v); })) {
     for (const json& v : *it) item.token_ids.push_back(v.get<int32_t>());
   } else {
     return invalid_argument("'prompt' must be a string or a non-empty array of token ids");

@@ -88,6 +88,14 @@ TEST(BatchCli, ABadLineFailsNamingItsLineBeforeAnyWork) {
            {R"({"id": "b", "tokens": [1]})", "line 2: unknown field \"tokens\""},
            {R"({"id": "b"})", "line 2: give exactly one of"},
            {R"({"id": "b", "token_ids": [1, 9999]})", "line 2: prompt token id 9999"},
+           // Integers past their field's type are refused, not wrapped (2^32 + 1 into 1).
+           {R"({"id": "b", "token_ids": [4294967297]})", "line 2: \"token_ids\" must hold"},
+           {R"({"id": "b", "token_ids": [1], "max_tokens": 4294967297})",
+            "line 2: \"max_tokens\" is out of range"},
+           {R"({"id": "b", "token_ids": [1], "logprobs": 4294967297})",
+            "line 2: \"logprobs\" must be an integer"},
+           {R"({"id": "b", "token_ids": [1], "stop_token_ids": [-4294967295]})",
+            "line 2: \"stop_token_ids\" must hold"},
            {R"({"token_ids": [1]})", "line 2: \"id\""},
            {R"({"id": "b", "token_ids": [1])", "line 2: not valid JSON"},
        }) {

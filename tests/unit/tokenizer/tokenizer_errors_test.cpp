@@ -188,6 +188,15 @@ TEST(TokenizerLimits, HostileFilesAreRefused) {
   spec = tiny_tokenizer_json();
   spec["decoder"] = {{"type", "Strip"}, {"content", ""}, {"start", 1000000000000}};
   refused(spec, "empty content");
+  // A count past uint64 parses as a double (seen by the fuzzer: 92233720368547758080), whose
+  // conversion to size_t was undefined; a negative one wrapped.
+  for (const nlohmann::json& count : {nlohmann::json(9.2233720368547758e19), nlohmann::json(-1),
+                                      nlohmann::json(1.5), nlohmann::json("1")}) {
+    spec["decoder"] = {{"type", "Strip"}, {"content", " "}, {"start", 1}, {"stop", count}};
+    refused(spec, "'stop' must be a non-negative integer");
+  }
+  spec["decoder"] = {{"type", "Strip"}, {"content", " "}, {"start", 1}, {"stop", 2}};
+  EXPECT_TRUE(Tokenizer::from_json(spec.dump()).ok());
 
   refused(tiny_tokenizer_json(), "nested more than",
           nlohmann::json{{"chat_template", "{{ " + std::string(5000, '(') + " }}"}}.dump());
