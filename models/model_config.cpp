@@ -7,6 +7,7 @@
 #include <string>
 
 #include "common/json_depth.h"
+#include "common/json_integer.h"
 
 namespace shardwise {
 namespace {
@@ -28,11 +29,7 @@ constexpr int kMaxContextLength = 1 << 24;
 Status read_positive_int(const json& config, const char* key, int max, int* out) {
   auto it = config.find(key);
   if (it == config.end() || it->is_null()) return invalid_argument("missing key '{}'", key);
-  const bool in_range = (it->is_number_unsigned() && it->get<uint64_t>() >= 1 &&
-                         it->get<uint64_t>() <= static_cast<uint64_t>(max)) ||
-                        (it->is_number_integer() && !it->is_number_unsigned() &&
-                         it->get<int64_t>() >= 1 && it->get<int64_t>() <= max);
-  if (!in_range) {
+  if (!json_integer_in(*it, 1, static_cast<uint64_t>(max))) {
     return invalid_argument("key '{}' must be an integer in [1, {}], got {}", key, max, it->dump());
   }
   *out = it->get<int>();
@@ -117,11 +114,7 @@ Status reject_unsupported_features(const json& config) {
 
 // A token id of the model: an integer in [0, vocab_size), never narrowed.
 StatusOr<int> read_token_id(const json& id, const char* key, int vocab_size) {
-  const bool in_range =
-      (id.is_number_unsigned() && id.get<uint64_t>() < static_cast<uint64_t>(vocab_size)) ||
-      (id.is_number_integer() && !id.is_number_unsigned() && id.get<int64_t>() >= 0 &&
-       id.get<int64_t>() < vocab_size);
-  if (!in_range) {
+  if (vocab_size < 1 || !json_integer_in(id, 0, static_cast<uint64_t>(vocab_size) - 1)) {
     return invalid_argument("{} must hold token ids in [0, {}), got {}", key, vocab_size,
                             id.dump());
   }

@@ -1,5 +1,7 @@
 #include "tokenizer/spec_limits.h"
 
+#include "common/json_integer.h"
+
 namespace shardwise::tokenizer {
 namespace {
 
@@ -15,13 +17,7 @@ std::size_t count_steps(const nlohmann::json& spec) {
 }  // namespace
 
 StatusOr<int32_t> token_id_from_json(const nlohmann::json& value, std::string_view what) {
-  if (value.is_number_unsigned() && value.get<uint64_t>() <= static_cast<uint64_t>(kMaxTokenId)) {
-    return static_cast<int32_t>(value.get<uint64_t>());
-  }
-  if (value.is_number_integer() && !value.is_number_unsigned()) {
-    const auto id = value.get<int64_t>();
-    if (id >= 0 && id <= kMaxTokenId) return static_cast<int32_t>(id);
-  }
+  if (json_integer_in(value, 0, kMaxTokenId)) return value.get<int32_t>();
   return invalid_argument("{}: token id {} is not an integer in [0, {}]", what, value.dump(),
                           kMaxTokenId);
 }
@@ -30,11 +26,11 @@ StatusOr<std::size_t> count_from_json(const nlohmann::json& spec, const char* ke
                                       std::string_view what) {
   const auto it = spec.find(key);
   if (it == spec.end()) return std::size_t{0};
-  if (!it->is_number_unsigned()) {
+  if (!json_holds<std::size_t>(*it)) {
     return invalid_argument("{}: '{}' must be a non-negative integer, got {}", what, key,
                             it->dump());
   }
-  return static_cast<std::size_t>(it->get<uint64_t>());
+  return it->get<std::size_t>();
 }
 
 Status check_pipeline_size(const nlohmann::json& section, std::string_view what) {

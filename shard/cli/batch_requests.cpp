@@ -1,25 +1,15 @@
 #include "shard/cli/batch_requests.h"
 
 #include <algorithm>
-#include <limits>
 #include <type_traits>
 
+#include "common/json_integer.h"
 #include "shard/cli/openai_batch.h"
 
 namespace shardwise::cli {
 namespace {
 
 using nlohmann::json;
-
-// Whether the JSON integer `value` is a T: get<T>() wraps one that is not (2^32 + 1 into 1).
-template <typename T>
-bool fits(const json& value) {
-  if (value.is_number_unsigned()) {
-    return value.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<T>::max());
-  }
-  return std::is_signed_v<T> &&
-         value.get<int64_t>() >= static_cast<int64_t>(std::numeric_limits<T>::min());
-}
 
 // Reads `key` into `out` when present; a value of the wrong JSON type, or an integer out of
 // T's range, is an error.
@@ -35,7 +25,7 @@ Status read_number(const json& line, const char* key, T& out) {
     if (!it->is_number_integer()) return invalid_argument("\"{}\" must be an integer", key);
   }
   if constexpr (std::is_integral_v<T>) {
-    if (!fits<T>(*it)) return invalid_argument("\"{}\" is out of range: {}", key, it->dump());
+    if (!json_holds<T>(*it)) return invalid_argument("\"{}\" is out of range: {}", key, it->dump());
   }
   out = it->get<T>();
   return ok_status();
@@ -46,7 +36,7 @@ Status read_token_ids(const json& line, const char* key, std::vector<int32_t>& o
   if (it == line.end()) return ok_status();
   if (!it->is_array()) return invalid_argument("\"{}\" must be an array of token ids", key);
   for (const json& id : *it) {
-    if (!is_int32(id)) {
+    if (!json_holds<int32_t>(id)) {
       return invalid_argument("\"{}\" must hold token ids, got {}", key, id.dump());
     }
     out.push_back(id.get<int32_t>());
@@ -92,8 +82,6 @@ Status read_logit_bias(const json& line, SamplingParams& params) {
 
 }  // namespace
 
-bool is_int32(const json& value) { return value.is_number_integer() && fits<int32_t>(value); }
-
 Status read_sampling(const json& line, SamplingParams& params, std::vector<std::string>& stop) {
   SW_RETURN_IF_ERROR(read_number(line, "max_tokens", params.max_tokens));
   SW_RETURN_IF_ERROR(read_number(line, "temperature", params.temperature));
@@ -110,7 +98,7 @@ Status read_sampling(const json& line, SamplingParams& params, std::vector<std::
     params.ignore_eos = it->get<bool>();
   }
   if (const auto it = line.find("logprobs"); it != line.end() && !it->is_null()) {
-    if (!it->is_number_integer() || !fits<int>(*it)) {
+    if (!json_holds<int>(*it)) {
       return invalid_argument("\"logprobs\" must be an integer, got {}", it->dump());
     }
     params.logprobs = it->get<int>();

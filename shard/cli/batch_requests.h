@@ -56,8 +56,6 @@ StatusOr<BatchItem> parse_batch_line(std::string_view line, uint64_t default_see
 // (`stop`, a string or a list, into `stop`).
 Status read_sampling(const nlohmann::json& line, SamplingParams& params,
                      std::vector<std::string>& stop);
-// Whether `value` is a JSON integer that an int32_t holds, so that get<int32_t>() keeps it.
-bool is_int32(const nlohmann::json& value);
 // True for the fields read_sampling() reads.
 bool is_sampling_field(std::string_view name);
 

@@ -2,6 +2,8 @@
 
 #include <chrono>
 
+#include "common/json_integer.h"
+
 namespace shardwise::cli {
 namespace {
 
@@ -28,7 +30,7 @@ Status read_prompt(const json& body, BatchItem& item) {
   if (it->is_string()) {
     item.prompt = it->get<std::string>();
   } else if (it->is_array() && !it->empty() &&
-             std::all_of(it->begin(), it->end(), [](const json& v) { return is_int32(v); })) {
+             std::all_of(it->begin(), it->end(), json_holds<int32_t>)) {
     for (const json& v : *it) item.token_ids.push_back(v.get<int32_t>());
   } else {
     return invalid_argument("'prompt' must be a string or a non-empty array of token ids");
